@@ -1,0 +1,1707 @@
+import { decodeMessage, encodeMessage, MaxLengthError, message, streamMessage } from 'protons-runtime'
+import { alloc as uint8ArrayAlloc } from 'uint8arrays/alloc'
+import type { Codec, DecodeOptions } from 'protons-runtime'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+export interface TokenBody {
+  leader: Uint8Array
+  addrs: Uint8Array[]
+  groupId: Uint8Array
+  tokenId: Uint8Array
+  expiresAt: bigint
+}
+
+export namespace TokenBody {
+  let _codec: Codec<TokenBody>
+
+  export const codec = (): Codec<TokenBody> => {
+    if (_codec == null) {
+      _codec = message<TokenBody>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.leader != null && obj.leader.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.leader)
+        }
+
+        if (obj.addrs != null && obj.addrs.length > 0) {
+          for (const value of obj.addrs) {
+            w.uint32(18)
+            w.bytes(value)
+          }
+        }
+
+        if ((obj.groupId != null && obj.groupId.byteLength > 0)) {
+          w.uint32(26)
+          w.bytes(obj.groupId)
+        }
+
+        if ((obj.tokenId != null && obj.tokenId.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.tokenId)
+        }
+
+        if ((obj.expiresAt != null && obj.expiresAt !== 0n)) {
+          w.uint32(40)
+          w.uint64(obj.expiresAt)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          leader: uint8ArrayAlloc(0),
+          addrs: [],
+          groupId: uint8ArrayAlloc(0),
+          tokenId: uint8ArrayAlloc(0),
+          expiresAt: 0n
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.leader = reader.bytes()
+              break
+            }
+            case 2: {
+              if (opts.limits?.addrs != null && obj.addrs.length === opts.limits.addrs) {
+                throw new MaxLengthError('Decode error - repeated field "addrs" had too many elements')
+              }
+
+              obj.addrs.push(reader.bytes())
+              break
+            }
+            case 3: {
+              obj.groupId = reader.bytes()
+              break
+            }
+            case 4: {
+              obj.tokenId = reader.bytes()
+              break
+            }
+            case 5: {
+              obj.expiresAt = reader.uint64()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          addrs: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.leader`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              if (opts.limits?.addrs != null && obj.addrs === opts.limits.addrs) {
+                throw new MaxLengthError('Streaming decode error - repeated field "addrs" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.addrs[]`,
+                index: obj.addrs,
+                value: reader.bytes()
+              }
+
+              obj.addrs++
+
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.groupId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.tokenId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.expiresAt`,
+                value: reader.uint64()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface TokenBodyLeaderFieldEvent {
+    field: '$.leader'
+    value: Uint8Array
+  }
+
+  export interface TokenBodyAddrsFieldEvent {
+    field: '$.addrs[]'
+    index: number
+    value: Uint8Array
+  }
+
+  export interface TokenBodyGroupIdFieldEvent {
+    field: '$.groupId'
+    value: Uint8Array
+  }
+
+  export interface TokenBodyTokenIdFieldEvent {
+    field: '$.tokenId'
+    value: Uint8Array
+  }
+
+  export interface TokenBodyExpiresAtFieldEvent {
+    field: '$.expiresAt'
+    value: bigint
+  }
+
+  export function encode (obj: Partial<TokenBody>): Uint8Array {
+    return encodeMessage(obj, TokenBody.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TokenBody>): TokenBody {
+    return decodeMessage(buf, TokenBody.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<TokenBody>): Generator<TokenBodyLeaderFieldEvent | TokenBodyAddrsFieldEvent | TokenBodyGroupIdFieldEvent | TokenBodyTokenIdFieldEvent | TokenBodyExpiresAtFieldEvent> {
+    return streamMessage(buf, TokenBody.codec(), opts)
+  }
+}
+
+export interface HostFacts {
+  name: string
+  hostname: string
+  os: string
+  arch: string
+  cpus: number
+  memory: bigint
+  apiPort: number
+  version: string
+}
+
+export namespace HostFacts {
+  let _codec: Codec<HostFacts>
+
+  export const codec = (): Codec<HostFacts> => {
+    if (_codec == null) {
+      _codec = message<HostFacts>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.name != null && obj.name !== '')) {
+          w.uint32(10)
+          w.string(obj.name)
+        }
+
+        if ((obj.hostname != null && obj.hostname !== '')) {
+          w.uint32(18)
+          w.string(obj.hostname)
+        }
+
+        if ((obj.os != null && obj.os !== '')) {
+          w.uint32(26)
+          w.string(obj.os)
+        }
+
+        if ((obj.arch != null && obj.arch !== '')) {
+          w.uint32(34)
+          w.string(obj.arch)
+        }
+
+        if ((obj.cpus != null && obj.cpus !== 0)) {
+          w.uint32(40)
+          w.uint32(obj.cpus)
+        }
+
+        if ((obj.memory != null && obj.memory !== 0n)) {
+          w.uint32(48)
+          w.uint64(obj.memory)
+        }
+
+        if ((obj.apiPort != null && obj.apiPort !== 0)) {
+          w.uint32(56)
+          w.uint32(obj.apiPort)
+        }
+
+        if ((obj.version != null && obj.version !== '')) {
+          w.uint32(66)
+          w.string(obj.version)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          name: '',
+          hostname: '',
+          os: '',
+          arch: '',
+          cpus: 0,
+          memory: 0n,
+          apiPort: 0,
+          version: ''
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.name = reader.string()
+              break
+            }
+            case 2: {
+              obj.hostname = reader.string()
+              break
+            }
+            case 3: {
+              obj.os = reader.string()
+              break
+            }
+            case 4: {
+              obj.arch = reader.string()
+              break
+            }
+            case 5: {
+              obj.cpus = reader.uint32()
+              break
+            }
+            case 6: {
+              obj.memory = reader.uint64()
+              break
+            }
+            case 7: {
+              obj.apiPort = reader.uint32()
+              break
+            }
+            case 8: {
+              obj.version = reader.string()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.name`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.hostname`,
+                value: reader.string()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.os`,
+                value: reader.string()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.arch`,
+                value: reader.string()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.cpus`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.memory`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 7: {
+              yield {
+                field: `${prefix}.apiPort`,
+                value: reader.uint32()
+              }
+              break
+            }
+            case 8: {
+              yield {
+                field: `${prefix}.version`,
+                value: reader.string()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface HostFactsNameFieldEvent {
+    field: '$.name'
+    value: string
+  }
+
+  export interface HostFactsHostnameFieldEvent {
+    field: '$.hostname'
+    value: string
+  }
+
+  export interface HostFactsOsFieldEvent {
+    field: '$.os'
+    value: string
+  }
+
+  export interface HostFactsArchFieldEvent {
+    field: '$.arch'
+    value: string
+  }
+
+  export interface HostFactsCpusFieldEvent {
+    field: '$.cpus'
+    value: number
+  }
+
+  export interface HostFactsMemoryFieldEvent {
+    field: '$.memory'
+    value: bigint
+  }
+
+  export interface HostFactsApiPortFieldEvent {
+    field: '$.apiPort'
+    value: number
+  }
+
+  export interface HostFactsVersionFieldEvent {
+    field: '$.version'
+    value: string
+  }
+
+  export function encode (obj: Partial<HostFacts>): Uint8Array {
+    return encodeMessage(obj, HostFacts.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<HostFacts>): HostFacts {
+    return decodeMessage(buf, HostFacts.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<HostFacts>): Generator<HostFactsNameFieldEvent | HostFactsHostnameFieldEvent | HostFactsOsFieldEvent | HostFactsArchFieldEvent | HostFactsCpusFieldEvent | HostFactsMemoryFieldEvent | HostFactsApiPortFieldEvent | HostFactsVersionFieldEvent> {
+    return streamMessage(buf, HostFacts.codec(), opts)
+  }
+}
+
+export interface Member {
+  id: Uint8Array
+  addrs: Uint8Array[]
+  facts?: HostFacts
+  joinedAt: bigint
+}
+
+export namespace Member {
+  let _codec: Codec<Member>
+
+  export const codec = (): Codec<Member> => {
+    if (_codec == null) {
+      _codec = message<Member>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.id != null && obj.id.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.id)
+        }
+
+        if (obj.addrs != null && obj.addrs.length > 0) {
+          for (const value of obj.addrs) {
+            w.uint32(18)
+            w.bytes(value)
+          }
+        }
+
+        if (obj.facts != null) {
+          w.uint32(26)
+          HostFacts.codec().encode(obj.facts, w)
+        }
+
+        if ((obj.joinedAt != null && obj.joinedAt !== 0n)) {
+          w.uint32(32)
+          w.uint64(obj.joinedAt)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          id: uint8ArrayAlloc(0),
+          addrs: [],
+          joinedAt: 0n
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.id = reader.bytes()
+              break
+            }
+            case 2: {
+              if (opts.limits?.addrs != null && obj.addrs.length === opts.limits.addrs) {
+                throw new MaxLengthError('Decode error - repeated field "addrs" had too many elements')
+              }
+
+              obj.addrs.push(reader.bytes())
+              break
+            }
+            case 3: {
+              obj.facts = HostFacts.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.facts
+              })
+              break
+            }
+            case 4: {
+              obj.joinedAt = reader.uint64()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          addrs: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.id`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              if (opts.limits?.addrs != null && obj.addrs === opts.limits.addrs) {
+                throw new MaxLengthError('Streaming decode error - repeated field "addrs" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.addrs[]`,
+                index: obj.addrs,
+                value: reader.bytes()
+              }
+
+              obj.addrs++
+
+              break
+            }
+            case 3: {
+              yield * HostFacts.codec().stream(reader, reader.uint32(), `${prefix}.facts`, {
+                limits: opts.limits?.facts
+              })
+
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.joinedAt`,
+                value: reader.uint64()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface MemberIdFieldEvent {
+    field: '$.id'
+    value: Uint8Array
+  }
+
+  export interface MemberAddrsFieldEvent {
+    field: '$.addrs[]'
+    index: number
+    value: Uint8Array
+  }
+
+  export interface MemberFactsNameFieldEvent {
+    field: '$.facts.name'
+    value: string
+  }
+
+  export interface MemberFactsHostnameFieldEvent {
+    field: '$.facts.hostname'
+    value: string
+  }
+
+  export interface MemberFactsOsFieldEvent {
+    field: '$.facts.os'
+    value: string
+  }
+
+  export interface MemberFactsArchFieldEvent {
+    field: '$.facts.arch'
+    value: string
+  }
+
+  export interface MemberFactsCpusFieldEvent {
+    field: '$.facts.cpus'
+    value: number
+  }
+
+  export interface MemberFactsMemoryFieldEvent {
+    field: '$.facts.memory'
+    value: bigint
+  }
+
+  export interface MemberFactsApiPortFieldEvent {
+    field: '$.facts.apiPort'
+    value: number
+  }
+
+  export interface MemberFactsVersionFieldEvent {
+    field: '$.facts.version'
+    value: string
+  }
+
+  export interface MemberJoinedAtFieldEvent {
+    field: '$.joinedAt'
+    value: bigint
+  }
+
+  export function encode (obj: Partial<Member>): Uint8Array {
+    return encodeMessage(obj, Member.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Member>): Member {
+    return decodeMessage(buf, Member.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Member>): Generator<MemberIdFieldEvent | MemberAddrsFieldEvent | MemberFactsNameFieldEvent | MemberFactsHostnameFieldEvent | MemberFactsOsFieldEvent | MemberFactsArchFieldEvent | MemberFactsCpusFieldEvent | MemberFactsMemoryFieldEvent | MemberFactsApiPortFieldEvent | MemberFactsVersionFieldEvent | MemberJoinedAtFieldEvent> {
+    return streamMessage(buf, Member.codec(), opts)
+  }
+}
+
+export interface Roster {
+  groupId: Uint8Array
+  version: bigint
+  term: bigint
+  leader: Uint8Array
+  members: Member[]
+  removed: Uint8Array[]
+  issuedAt: bigint
+}
+
+export namespace Roster {
+  let _codec: Codec<Roster>
+
+  export const codec = (): Codec<Roster> => {
+    if (_codec == null) {
+      _codec = message<Roster>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.groupId != null && obj.groupId.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.groupId)
+        }
+
+        if ((obj.version != null && obj.version !== 0n)) {
+          w.uint32(16)
+          w.uint64(obj.version)
+        }
+
+        if ((obj.term != null && obj.term !== 0n)) {
+          w.uint32(24)
+          w.uint64(obj.term)
+        }
+
+        if ((obj.leader != null && obj.leader.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.leader)
+        }
+
+        if (obj.members != null && obj.members.length > 0) {
+          for (const value of obj.members) {
+            w.uint32(42)
+            Member.codec().encode(value, w)
+          }
+        }
+
+        if (obj.removed != null && obj.removed.length > 0) {
+          for (const value of obj.removed) {
+            w.uint32(50)
+            w.bytes(value)
+          }
+        }
+
+        if ((obj.issuedAt != null && obj.issuedAt !== 0n)) {
+          w.uint32(56)
+          w.uint64(obj.issuedAt)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          groupId: uint8ArrayAlloc(0),
+          version: 0n,
+          term: 0n,
+          leader: uint8ArrayAlloc(0),
+          members: [],
+          removed: [],
+          issuedAt: 0n
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.groupId = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.version = reader.uint64()
+              break
+            }
+            case 3: {
+              obj.term = reader.uint64()
+              break
+            }
+            case 4: {
+              obj.leader = reader.bytes()
+              break
+            }
+            case 5: {
+              if (opts.limits?.members != null && obj.members.length === opts.limits.members) {
+                throw new MaxLengthError('Decode error - repeated field "members" had too many elements')
+              }
+
+              obj.members.push(Member.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.members$
+              }))
+              break
+            }
+            case 6: {
+              if (opts.limits?.removed != null && obj.removed.length === opts.limits.removed) {
+                throw new MaxLengthError('Decode error - repeated field "removed" had too many elements')
+              }
+
+              obj.removed.push(reader.bytes())
+              break
+            }
+            case 7: {
+              obj.issuedAt = reader.uint64()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          members: 0,
+          removed: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.groupId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.version`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.term`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.leader`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 5: {
+              if (opts.limits?.members != null && obj.members === opts.limits.members) {
+                throw new MaxLengthError('Streaming decode error - repeated field "members" had too many elements')
+              }
+
+              for (const evt of Member.codec().stream(reader, reader.uint32(), `${prefix}.members[]`, {
+                limits: opts.limits?.members$
+              })) {
+                yield {
+                  ...evt,
+                  index: obj.members
+                }
+              }
+
+              obj.members++
+
+              break
+            }
+            case 6: {
+              if (opts.limits?.removed != null && obj.removed === opts.limits.removed) {
+                throw new MaxLengthError('Streaming decode error - repeated field "removed" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.removed[]`,
+                index: obj.removed,
+                value: reader.bytes()
+              }
+
+              obj.removed++
+
+              break
+            }
+            case 7: {
+              yield {
+                field: `${prefix}.issuedAt`,
+                value: reader.uint64()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface RosterGroupIdFieldEvent {
+    field: '$.groupId'
+    value: Uint8Array
+  }
+
+  export interface RosterVersionFieldEvent {
+    field: '$.version'
+    value: bigint
+  }
+
+  export interface RosterTermFieldEvent {
+    field: '$.term'
+    value: bigint
+  }
+
+  export interface RosterLeaderFieldEvent {
+    field: '$.leader'
+    value: Uint8Array
+  }
+
+  export interface RosterMembersIdFieldEvent {
+    field: '$.members[].id'
+    value: Uint8Array
+    index: number
+  }
+
+  export interface RosterMembersAddrsFieldEvent {
+    field: '$.members[].addrs[]'
+    index: number
+    value: Uint8Array
+  }
+
+  export interface RosterMembersFactsNameFieldEvent {
+    field: '$.members[].facts.name'
+    value: string
+    index: number
+  }
+
+  export interface RosterMembersFactsHostnameFieldEvent {
+    field: '$.members[].facts.hostname'
+    value: string
+    index: number
+  }
+
+  export interface RosterMembersFactsOsFieldEvent {
+    field: '$.members[].facts.os'
+    value: string
+    index: number
+  }
+
+  export interface RosterMembersFactsArchFieldEvent {
+    field: '$.members[].facts.arch'
+    value: string
+    index: number
+  }
+
+  export interface RosterMembersFactsCpusFieldEvent {
+    field: '$.members[].facts.cpus'
+    value: number
+    index: number
+  }
+
+  export interface RosterMembersFactsMemoryFieldEvent {
+    field: '$.members[].facts.memory'
+    value: bigint
+    index: number
+  }
+
+  export interface RosterMembersFactsApiPortFieldEvent {
+    field: '$.members[].facts.apiPort'
+    value: number
+    index: number
+  }
+
+  export interface RosterMembersFactsVersionFieldEvent {
+    field: '$.members[].facts.version'
+    value: string
+    index: number
+  }
+
+  export interface RosterMembersJoinedAtFieldEvent {
+    field: '$.members[].joinedAt'
+    value: bigint
+    index: number
+  }
+
+  export interface RosterRemovedFieldEvent {
+    field: '$.removed[]'
+    index: number
+    value: Uint8Array
+  }
+
+  export interface RosterIssuedAtFieldEvent {
+    field: '$.issuedAt'
+    value: bigint
+  }
+
+  export function encode (obj: Partial<Roster>): Uint8Array {
+    return encodeMessage(obj, Roster.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Roster>): Roster {
+    return decodeMessage(buf, Roster.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Roster>): Generator<RosterGroupIdFieldEvent | RosterVersionFieldEvent | RosterTermFieldEvent | RosterLeaderFieldEvent | RosterMembersIdFieldEvent | RosterMembersAddrsFieldEvent | RosterMembersFactsNameFieldEvent | RosterMembersFactsHostnameFieldEvent | RosterMembersFactsOsFieldEvent | RosterMembersFactsArchFieldEvent | RosterMembersFactsCpusFieldEvent | RosterMembersFactsMemoryFieldEvent | RosterMembersFactsApiPortFieldEvent | RosterMembersFactsVersionFieldEvent | RosterMembersJoinedAtFieldEvent | RosterRemovedFieldEvent | RosterIssuedAtFieldEvent> {
+    return streamMessage(buf, Roster.codec(), opts)
+  }
+}
+
+export interface SignedRoster {
+  roster: Uint8Array
+  signature: Uint8Array
+}
+
+export namespace SignedRoster {
+  let _codec: Codec<SignedRoster>
+
+  export const codec = (): Codec<SignedRoster> => {
+    if (_codec == null) {
+      _codec = message<SignedRoster>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.roster != null && obj.roster.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.roster)
+        }
+
+        if ((obj.signature != null && obj.signature.byteLength > 0)) {
+          w.uint32(18)
+          w.bytes(obj.signature)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          roster: uint8ArrayAlloc(0),
+          signature: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.roster = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.signature = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.roster`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.signature`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface SignedRosterRosterFieldEvent {
+    field: '$.roster'
+    value: Uint8Array
+  }
+
+  export interface SignedRosterSignatureFieldEvent {
+    field: '$.signature'
+    value: Uint8Array
+  }
+
+  export function encode (obj: Partial<SignedRoster>): Uint8Array {
+    return encodeMessage(obj, SignedRoster.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SignedRoster>): SignedRoster {
+    return decodeMessage(buf, SignedRoster.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SignedRoster>): Generator<SignedRosterRosterFieldEvent | SignedRosterSignatureFieldEvent> {
+    return streamMessage(buf, SignedRoster.codec(), opts)
+  }
+}
+
+export interface JoinRequest {
+  tokenId: Uint8Array
+  proof: Uint8Array
+  facts?: HostFacts
+  addrs: Uint8Array[]
+  linked: boolean
+  inCluster: boolean
+}
+
+export namespace JoinRequest {
+  let _codec: Codec<JoinRequest>
+
+  export const codec = (): Codec<JoinRequest> => {
+    if (_codec == null) {
+      _codec = message<JoinRequest>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.tokenId != null && obj.tokenId.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.tokenId)
+        }
+
+        if ((obj.proof != null && obj.proof.byteLength > 0)) {
+          w.uint32(18)
+          w.bytes(obj.proof)
+        }
+
+        if (obj.facts != null) {
+          w.uint32(26)
+          HostFacts.codec().encode(obj.facts, w)
+        }
+
+        if (obj.addrs != null && obj.addrs.length > 0) {
+          for (const value of obj.addrs) {
+            w.uint32(34)
+            w.bytes(value)
+          }
+        }
+
+        if ((obj.linked != null && obj.linked !== false)) {
+          w.uint32(40)
+          w.bool(obj.linked)
+        }
+
+        if ((obj.inCluster != null && obj.inCluster !== false)) {
+          w.uint32(48)
+          w.bool(obj.inCluster)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          tokenId: uint8ArrayAlloc(0),
+          proof: uint8ArrayAlloc(0),
+          addrs: [],
+          linked: false,
+          inCluster: false
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.tokenId = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.proof = reader.bytes()
+              break
+            }
+            case 3: {
+              obj.facts = HostFacts.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.facts
+              })
+              break
+            }
+            case 4: {
+              if (opts.limits?.addrs != null && obj.addrs.length === opts.limits.addrs) {
+                throw new MaxLengthError('Decode error - repeated field "addrs" had too many elements')
+              }
+
+              obj.addrs.push(reader.bytes())
+              break
+            }
+            case 5: {
+              obj.linked = reader.bool()
+              break
+            }
+            case 6: {
+              obj.inCluster = reader.bool()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          addrs: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.tokenId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.proof`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 3: {
+              yield * HostFacts.codec().stream(reader, reader.uint32(), `${prefix}.facts`, {
+                limits: opts.limits?.facts
+              })
+
+              break
+            }
+            case 4: {
+              if (opts.limits?.addrs != null && obj.addrs === opts.limits.addrs) {
+                throw new MaxLengthError('Streaming decode error - repeated field "addrs" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.addrs[]`,
+                index: obj.addrs,
+                value: reader.bytes()
+              }
+
+              obj.addrs++
+
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.linked`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.inCluster`,
+                value: reader.bool()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface JoinRequestTokenIdFieldEvent {
+    field: '$.tokenId'
+    value: Uint8Array
+  }
+
+  export interface JoinRequestProofFieldEvent {
+    field: '$.proof'
+    value: Uint8Array
+  }
+
+  export interface JoinRequestFactsNameFieldEvent {
+    field: '$.facts.name'
+    value: string
+  }
+
+  export interface JoinRequestFactsHostnameFieldEvent {
+    field: '$.facts.hostname'
+    value: string
+  }
+
+  export interface JoinRequestFactsOsFieldEvent {
+    field: '$.facts.os'
+    value: string
+  }
+
+  export interface JoinRequestFactsArchFieldEvent {
+    field: '$.facts.arch'
+    value: string
+  }
+
+  export interface JoinRequestFactsCpusFieldEvent {
+    field: '$.facts.cpus'
+    value: number
+  }
+
+  export interface JoinRequestFactsMemoryFieldEvent {
+    field: '$.facts.memory'
+    value: bigint
+  }
+
+  export interface JoinRequestFactsApiPortFieldEvent {
+    field: '$.facts.apiPort'
+    value: number
+  }
+
+  export interface JoinRequestFactsVersionFieldEvent {
+    field: '$.facts.version'
+    value: string
+  }
+
+  export interface JoinRequestAddrsFieldEvent {
+    field: '$.addrs[]'
+    index: number
+    value: Uint8Array
+  }
+
+  export interface JoinRequestLinkedFieldEvent {
+    field: '$.linked'
+    value: boolean
+  }
+
+  export interface JoinRequestInClusterFieldEvent {
+    field: '$.inCluster'
+    value: boolean
+  }
+
+  export function encode (obj: Partial<JoinRequest>): Uint8Array {
+    return encodeMessage(obj, JoinRequest.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<JoinRequest>): JoinRequest {
+    return decodeMessage(buf, JoinRequest.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<JoinRequest>): Generator<JoinRequestTokenIdFieldEvent | JoinRequestProofFieldEvent | JoinRequestFactsNameFieldEvent | JoinRequestFactsHostnameFieldEvent | JoinRequestFactsOsFieldEvent | JoinRequestFactsArchFieldEvent | JoinRequestFactsCpusFieldEvent | JoinRequestFactsMemoryFieldEvent | JoinRequestFactsApiPortFieldEvent | JoinRequestFactsVersionFieldEvent | JoinRequestAddrsFieldEvent | JoinRequestLinkedFieldEvent | JoinRequestInClusterFieldEvent> {
+    return streamMessage(buf, JoinRequest.codec(), opts)
+  }
+}
+
+export interface JoinResponse {
+  code: string
+  message: string
+  roster?: SignedRoster
+}
+
+export namespace JoinResponse {
+  let _codec: Codec<JoinResponse>
+
+  export const codec = (): Codec<JoinResponse> => {
+    if (_codec == null) {
+      _codec = message<JoinResponse>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.code != null && obj.code !== '')) {
+          w.uint32(10)
+          w.string(obj.code)
+        }
+
+        if ((obj.message != null && obj.message !== '')) {
+          w.uint32(18)
+          w.string(obj.message)
+        }
+
+        if (obj.roster != null) {
+          w.uint32(26)
+          SignedRoster.codec().encode(obj.roster, w)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          code: '',
+          message: ''
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.code = reader.string()
+              break
+            }
+            case 2: {
+              obj.message = reader.string()
+              break
+            }
+            case 3: {
+              obj.roster = SignedRoster.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.roster
+              })
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.code`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.message`,
+                value: reader.string()
+              }
+              break
+            }
+            case 3: {
+              yield * SignedRoster.codec().stream(reader, reader.uint32(), `${prefix}.roster`, {
+                limits: opts.limits?.roster
+              })
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface JoinResponseCodeFieldEvent {
+    field: '$.code'
+    value: string
+  }
+
+  export interface JoinResponseMessageFieldEvent {
+    field: '$.message'
+    value: string
+  }
+
+  export interface JoinResponseRosterRosterFieldEvent {
+    field: '$.roster.roster'
+    value: Uint8Array
+  }
+
+  export interface JoinResponseRosterSignatureFieldEvent {
+    field: '$.roster.signature'
+    value: Uint8Array
+  }
+
+  export function encode (obj: Partial<JoinResponse>): Uint8Array {
+    return encodeMessage(obj, JoinResponse.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<JoinResponse>): JoinResponse {
+    return decodeMessage(buf, JoinResponse.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<JoinResponse>): Generator<JoinResponseCodeFieldEvent | JoinResponseMessageFieldEvent | JoinResponseRosterRosterFieldEvent | JoinResponseRosterSignatureFieldEvent> {
+    return streamMessage(buf, JoinResponse.codec(), opts)
+  }
+}
+
+export interface LeaveRequest {
+  groupId: Uint8Array
+}
+
+export namespace LeaveRequest {
+  let _codec: Codec<LeaveRequest>
+
+  export const codec = (): Codec<LeaveRequest> => {
+    if (_codec == null) {
+      _codec = message<LeaveRequest>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.groupId != null && obj.groupId.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.groupId)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          groupId: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.groupId = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.groupId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface LeaveRequestGroupIdFieldEvent {
+    field: '$.groupId'
+    value: Uint8Array
+  }
+
+  export function encode (obj: Partial<LeaveRequest>): Uint8Array {
+    return encodeMessage(obj, LeaveRequest.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LeaveRequest>): LeaveRequest {
+    return decodeMessage(buf, LeaveRequest.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LeaveRequest>): Generator<LeaveRequestGroupIdFieldEvent> {
+    return streamMessage(buf, LeaveRequest.codec(), opts)
+  }
+}
+
+export interface LeaveResponse {
+  code: string
+  message: string
+}
+
+export namespace LeaveResponse {
+  let _codec: Codec<LeaveResponse>
+
+  export const codec = (): Codec<LeaveResponse> => {
+    if (_codec == null) {
+      _codec = message<LeaveResponse>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.code != null && obj.code !== '')) {
+          w.uint32(10)
+          w.string(obj.code)
+        }
+
+        if ((obj.message != null && obj.message !== '')) {
+          w.uint32(18)
+          w.string(obj.message)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          code: '',
+          message: ''
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.code = reader.string()
+              break
+            }
+            case 2: {
+              obj.message = reader.string()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.code`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.message`,
+                value: reader.string()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface LeaveResponseCodeFieldEvent {
+    field: '$.code'
+    value: string
+  }
+
+  export interface LeaveResponseMessageFieldEvent {
+    field: '$.message'
+    value: string
+  }
+
+  export function encode (obj: Partial<LeaveResponse>): Uint8Array {
+    return encodeMessage(obj, LeaveResponse.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LeaveResponse>): LeaveResponse {
+    return decodeMessage(buf, LeaveResponse.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LeaveResponse>): Generator<LeaveResponseCodeFieldEvent | LeaveResponseMessageFieldEvent> {
+    return streamMessage(buf, LeaveResponse.codec(), opts)
+  }
+}
