@@ -154,7 +154,9 @@ export class Host extends EventEmitter<HostEvents> {
 
   linkStatus (): LinkStatus {
     const s = this.linkState
-    const status: LinkStatus = { status: s.status, peers: this.hosts() }
+    // A host that is in a group with others is linked, whichever side of the link it was on.
+    const state = s.status === 'Pending' && this.isLinked() ? 'Completed' : s.status
+    const status: LinkStatus = { status: state, peers: this.hosts() }
     if (s.errorMessage != null) status.errorMessage = s.errorMessage
     if (s.errorCode != null) status.errorCode = s.errorCode
     return status

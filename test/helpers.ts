@@ -1,0 +1,76 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createHost, type Host, type HostOptions } from '../lib/index.ts'
+import { PRESETS } from '../lib/options.ts'
+
+let nextIp = 10
+
+/** A fresh loopback IP (127.0.1.10, 127.0.1.11, …) so every test host has an address of its own. */
+export function loopbackIp (): string {
+  const n = nextIp++
+  return `127.0.${1 + Math.floor(n / 250)}.${(n % 250) + 2}`
+}
+
+export async function tempDir (prefix = 'edgelink-test-'): Promise<string> {
+  return await mkdtemp(join(tmpdir(), prefix))
+}
+
+export interface TestHosts {
+  hosts: Host[]
+  /** Stops every host and removes their data dirs. Safe to call twice. */
+  teardown(): Promise<void>
+}
+
+/** Tracks hosts and dirs made by a test so one teardown removes them all. */
+export class Testbed {
+  readonly hosts: Host[] = []
+  readonly dirs: string[] = []
+
+  /** A started host on its own loopback IP and an OS-chosen port, with the `test` preset. */
+  async host (options: Partial<HostOptions> = {}): Promise<Host> {
+    const dataDir = options.dataDir ?? await tempDir()
+    if (options.dataDir == null) this.dirs.push(dataDir)
+    const h = await createHost({ ...PRESETS.test, listen: [`${loopbackIp()}:0`], ...options, dataDir })
+    this.hosts.push(h)
+    return h
+  }
+
+  /** A leader and `n - 1` followers, all linked. */
+  async group (n: number, options: Partial<HostOptions> = {}): Promise<Host[]> {
+    const leader = await this.host(options)
+    const followers = await Promise.all(Array.from({ length: n - 1 }, async () => await this.host(options)))
+    for (const f of followers) {
+      const { token } = await leader.generateLinkToken()
+      await f.link(token)
+    }
+    const all = [leader, ...followers]
+    await waitFor(() => all.every(h => h.hosts().length === n && h.hosts().every(r => r.health === 'Healthy')), 10_000)
+    return all
+  }
+
+  async teardown (): Promise<void> {
+    await Promise.allSettled(this.hosts.splice(0).map(async h => { await h.stop() }))
+    await Promise.allSettled(this.dirs.splice(0).map(async d => { await rm(d, { recursive: true, force: true }) }))
+  }
+}
+
+/** Polls `fn` every 20 ms until it is true, or throws after `ms` with `what` in the message. */
+export async function waitFor (fn: () => boolean | Promise<boolean>, ms = 5_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms
+  for (;;) {
+    if (await fn()) return
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+
+/** Runs `fn` and returns the error it throws (fails the test if it does not throw). */
+export async function rejection (fn: () => Promise<unknown>): Promise<any> {
+  try {
+    await fn()
+  } catch (err) {
+    return err
+  }
+  throw new Error('expected a rejection, got a result')
+}
