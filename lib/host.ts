@@ -30,6 +30,9 @@ export interface AbortOptions { signal?: AbortSignal }
 /** Tokens stay on record this long after expiry so a late joiner hears "expired", not "unknown". */
 const TOKEN_RECORD_GRACE = 10 * 60_000
 
+/** How long roster changes are collected before one push to every member. */
+const BROADCAST_DELAY = 15
+
 interface CurrentToken { text: string, record: TokenRecord }
 
 /**
@@ -61,6 +64,7 @@ export class Host extends EventEmitter<HostEvents> {
   private advertised: string[] = []
   private reconnectTimer?: ClockTimer
   private broadcastQueued = false
+  private readonly dialing = new Set<string>()
   private state: 'stopped' | 'starting' | 'started' | 'stopping' = 'stopped'
 
   constructor (key: PrivateKey, options: ResolvedOptions) {
@@ -701,14 +705,15 @@ export class Host extends EventEmitter<HostEvents> {
   private scheduleBroadcast (): void {
     if (this.broadcastQueued) return
     this.broadcastQueued = true
-    // Coalesce a burst of joins into one push of the newest roster.
-    setImmediate(() => {
+    // Coalesce a burst of joins into one push of the newest roster. Joiners get the roster in the
+    // join answer, so the delay only affects when the other members see them.
+    setTimeout(() => {
       this.broadcastQueued = false
       if (this.node == null || this.roster == null) return
       for (const conn of this.node.getConnections()) {
         if (this.isMember(conn.remotePeer.toString())) this.pushRoster(conn.remotePeer).catch(() => {})
       }
-    })
+    }, BROADCAST_DELAY).unref()
   }
 
   private async pushRoster (peer: PeerId): Promise<void> {
@@ -730,8 +735,9 @@ export class Host extends EventEmitter<HostEvents> {
       // Only members (and, on an unlinked host, its former group) may tell us about the roster.
       if (!this.isMember(from)) throw new EdgelinkError('NOT_MEMBER')
       const bytes = await rosterStream(stream).read({ signal })
-      const signed = await openRoster(bytes.subarray())
-      await this.mutex.run(async () => { await this.adoptRoster(signed) })
+      const cur = this.roster?.roster
+      const signed = await openRoster(bytes.subarray(), r => cur != null && r.groupId === cur.groupId && r.version <= cur.version)
+      if (signed != null) await this.mutex.run(async () => { await this.adoptRoster(signed) })
       await stream.close({ signal }).catch(() => {})
     } catch (err: any) {
       this.log.debug({ peer: conn.remotePeer.toString(), err: String(err?.message ?? err) }, 'roster push rejected')
@@ -767,7 +773,8 @@ export class Host extends EventEmitter<HostEvents> {
     const id = conn.remotePeer.toString()
     this.lastSeen.set(id, this.options.clock.now())
     if (this.isMember(id)) {
-      this.pushRoster(conn.remotePeer).catch(() => {})
+      // The leader brings a (re)connecting member up to date; members need not echo it back.
+      if (this.isLeader() && this.node!.getConnections(conn.remotePeer).length === 1) this.pushRoster(conn.remotePeer).catch(() => {})
       const r = this.roster?.roster
       const m = r?.members.find(x => x.id === id)
       if (m != null && r != null) this.emit('host:health', this.row(m, r))
@@ -814,11 +821,20 @@ export class Host extends EventEmitter<HostEvents> {
     const r = this.roster?.roster
     if (node == null || r == null || this.state !== 'started') return
     await Promise.allSettled(r.members.filter(m => m.id !== this.id).map(async m => {
+      // One side of each follower pair dials (the smaller id), so a burst of joins does not open
+      // every connection twice; everyone dials the leader and the leader dials everyone.
+      if (!this.isLeader() && m.id !== r.leader && this.id > m.id) return
+      if (this.dialing.has(m.id)) return
       const peer = peerIdFromString(m.id)
       if (node.getConnections(peer).length > 0) return
       const addrs = m.addrs.map(a => multiaddr(`${a}/p2p/${m.id}`))
       if (addrs.length === 0) return
-      await node.dial(addrs, { signal: withTimeout(this.options.requestTimeout) })
+      this.dialing.add(m.id)
+      try {
+        await node.dial(addrs, { signal: withTimeout(this.options.requestTimeout) })
+      } finally {
+        this.dialing.delete(m.id)
+      }
     }))
   }
 

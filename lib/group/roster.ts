@@ -107,10 +107,13 @@ export async function signRoster (key: PrivateKey, roster: RosterData): Promise<
 }
 
 /**
- * Decodes a signed roster and checks that `roster.leader` signed it. Total and bounded: any bytes
+ * Decodes a signed roster and checks that `roster.leader` signed it, unless `skip` says the
+ * decoded roster is not wanted (then resolves undefined without verifying). Total and bounded: any bytes
  * yield a roster or an {@link EdgelinkError} with code PROTOCOL_ERROR.
  */
-export async function openRoster (bytes: Uint8Array): Promise<SignedRosterData> {
+export async function openRoster (bytes: Uint8Array): Promise<SignedRosterData>
+export async function openRoster (bytes: Uint8Array, skip: (r: RosterData) => boolean): Promise<SignedRosterData | undefined>
+export async function openRoster (bytes: Uint8Array, skip?: (r: RosterData) => boolean): Promise<SignedRosterData | undefined> {
   if (bytes.length > MAX_ROSTER_BYTES) throw new EdgelinkError('PROTOCOL_ERROR', 'roster too large')
   let roster: RosterData
   let signed: SignedRoster
@@ -125,6 +128,8 @@ export async function openRoster (bytes: Uint8Array): Promise<SignedRosterData> 
   } catch (err: any) {
     throw new EdgelinkError('PROTOCOL_ERROR', `malformed roster: ${err?.message ?? err}`, { cause: err })
   }
+  // Most pushes repeat a version the receiver holds: decide that before the costly signature check.
+  if (skip?.(roster) === true) return undefined
   const ok = leader.publicKey != null && await leader.publicKey.verify(concat(ROSTER_DOMAIN, signed.roster), signed.signature)
   if (!ok) throw new EdgelinkError('PROTOCOL_ERROR', 'the roster signature is not valid')
   return { roster, bytes }
