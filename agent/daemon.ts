@@ -1,0 +1,135 @@
+/**
+ * The agent daemon: one host from the library plus the HTTP API, and `<data-dir>/api.json`
+ * telling local CLI calls where the API is and which secret it wants.
+ */
+import { randomBytes } from 'node:crypto'
+import { createServer, type Server } from 'node:http'
+import { isIPv6 } from 'node:net'
+import { open, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { pino, type Logger } from 'pino'
+import pretty from 'pino-pretty'
+import { createHost, EdgelinkError, isEdgelinkError, type Host } from '../lib/index.ts'
+import { buildApi } from './api.ts'
+import { API_FILE, parseHostPort, type AgentConfig, type ApiFile } from './config.ts'
+
+export interface Agent {
+  host: Host
+  app: FastifyInstance
+  /** Base URL of the API, e.g. `http://127.0.0.1:5080`. */
+  url: string
+  apiFile: string
+  /** Stops HTTP, then the host, then removes api.json. Idempotent. */
+  stop(): Promise<void>
+}
+
+/** pino to stderr: pretty for a person at a terminal, JSON lines for journald and log shippers. */
+export function createLogger (level: string, tty = process.stderr.isTTY === true): Logger {
+  const options = {
+    level,
+    // Belt and braces: nothing should pass these to the logger, but a secret must never reach a log.
+    redact: { paths: ['token', 'otp', 'secret', '*.token', '*.otp', '*.secret', 'req.headers.authorization'], censor: '[redacted]' }
+  }
+  return tty
+    ? pino(options, pretty({ destination: 2, sync: true, colorize: true, ignore: 'pid,hostname' }))
+    : pino(options, pino.destination({ dest: 2, sync: true }))
+}
+
+export async function startAgent (config: AgentConfig, logger: Logger): Promise<Agent> {
+  const api = parseHostPort(config.api)
+  if (!/^(127\.|::1$|localhost$)/.test(api.host)) {
+    logger.warn({ api: config.api }, 'the API is not on loopback: it speaks plain HTTP, anyone who can reach it sees the bearer secret on the wire')
+  }
+  // Bind the API first: its port is published to the group (localUIPort), and with port 0 it is
+  // only known once bound.
+  const server = createServer()
+  const port = await listen(server, api.host, api.port)
+  const urlHost = api.host === '0.0.0.0' ? '127.0.0.1' : api.host === '::' ? '[::1]' : isIPv6(api.host) ? `[${api.host}]` : api.host
+  const url = `http://${urlHost}:${port}`
+
+  let host: Host | undefined
+  let app: FastifyInstance | undefined
+  try {
+    host = await createHost({
+      dataDir: config.dataDir,
+      listen: [config.listen],
+      advertise: config.advertise,
+      ...(config.name != null ? { name: config.name } : {}),
+      apiPort: port,
+      logger,
+      start: false
+    })
+    const secret = randomBytes(32).toString('hex')
+    app = buildApi(host, { secret, logger, server })
+    await app.ready()
+    await host.start().catch(err => { throw explainStart(err, config.dataDir) })
+    const apiFile = join(config.dataDir, API_FILE)
+    await writePrivateJson(apiFile, { url, token: secret, pid: process.pid } satisfies ApiFile)
+    logger.info({ url, id: host.id }, 'agent API listening')
+    return { host, app, url, apiFile, stop: once(async () => { await shutdown(server, app!, host!, apiFile) }) }
+  } catch (err) {
+    await closeServer(server)
+    await app?.close().catch(() => {})
+    await host?.stop().catch(() => {})
+    throw err
+  }
+}
+
+async function shutdown (server: Server, app: FastifyInstance, host: Host, apiFile: string): Promise<void> {
+  await closeServer(server)
+  await app.close().catch(() => {})
+  await host.stop()
+  await rm(apiFile, { force: true })
+}
+
+function listen (server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const e = new Error(`cannot serve the API on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'address already in use (another agent?)' : err.message}`)
+      reject(Object.assign(e, { code: err.code ?? 'LISTEN_FAILED' }))
+    })
+    server.listen(port, host, () => {
+      const addr = server.address()
+      resolve(typeof addr === 'object' && addr != null ? addr.port : port)
+    })
+  })
+}
+
+async function closeServer (server: Server): Promise<void> {
+  if (!server.listening) return
+  const closed = new Promise<void>(resolve => { server.close(() => { resolve() }) })
+  // Keep-alive connections from CLI calls would otherwise hold close() open.
+  server.closeAllConnections()
+  await closed
+}
+
+/** The store's "in use" message names LevelDB; operators think in agents and data dirs. */
+function explainStart (err: unknown, dataDir: string): unknown {
+  if (isEdgelinkError(err, 'STORE_ERROR') && /in use/.test(err.message)) {
+    return new EdgelinkError('STORE_ERROR', `data dir ${dataDir} is in use by another process (is an agent already running with it?)`, { cause: err })
+  }
+  return err
+}
+
+/**
+ * Writes JSON readable only by the owner: a fresh temp file created 0600 (never a moment with
+ * wider permissions), then an atomic rename, so readers see the old file or the whole new one.
+ */
+export async function writePrivateJson (file: string, value: unknown): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`
+  await rm(tmp, { force: true })
+  const fh = await open(tmp, 'wx', 0o600)
+  try {
+    await fh.writeFile(JSON.stringify(value, null, 2) + '\n')
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  await rename(tmp, file)
+}
+
+function once (fn: () => Promise<void>): () => Promise<void> {
+  let p: Promise<void> | undefined
+  return async () => { p ??= fn(); await p }
+}
