@@ -40,7 +40,16 @@ export const ERROR_TABLE = {
   ABORTED: { http: 499, summary: 'the operation was aborted' },
   TIMEOUT: { http: 504, summary: 'the operation timed out' },
   STORE_ERROR: { http: 500, summary: 'the local store failed' },
-  BUSY: { http: 409, summary: 'another operation of this kind is in progress' }
+  BUSY: { http: 409, summary: 'another operation of this kind is in progress' },
+  // group state
+  NOT_CONTROL_PLANE: { http: 403, summary: 'only control-plane hosts of the cluster may do this' },
+  STALE_TERM: { http: 409, summary: 'written by a leader of an older term' },
+  STALE_VERSION: { http: 409, summary: 'an older or equal version is already held' },
+  BAD_SIGNATURE: { http: 400, summary: 'the signature is not valid' },
+  HOST_NOT_READY: { http: 409, summary: 'the host is not Ready and healthy' },
+  CLUSTER_EXISTS: { http: 409, summary: 'a cluster already exists in this group' },
+  NO_CLUSTER: { http: 404, summary: 'no cluster exists in this group' },
+  TOO_LARGE: { http: 413, summary: 'the document is too large' }
 } as const satisfies Record<string, { http: number, summary: string }>
 
 export type ErrorCode = keyof typeof ERROR_TABLE

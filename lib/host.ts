@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events'
-import { arch, cpus, hostname, release, totalmem, type as osType } from 'node:os'
+import { statfs } from 'node:fs/promises'
+import { arch, cpus, hostname, loadavg, release, totalmem, type as osType } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
@@ -12,6 +14,11 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { ipPort, ipPortOf, isLoopback, isWildcard, listenToMultiaddr, withoutPeer } from './addrs.ts'
 import { EdgelinkError, isEdgelinkError } from './errors.ts'
+import { DocumentService, type DocRecord } from './gossip/documents.ts'
+import { StatusService } from './gossip/status.ts'
+import type { HostStatus } from './gossip/gossip.ts'
+import { checkRosterSuccession } from './group/leadership.ts'
+import { applyAssignments, authorize, checkClusterPlan, controlPlaneOf, EMPTY_SETTINGS, nodeRoleOf, parseCluster, parseSettings, workersOf, type ClusterDefinition, type GroupSettings, type MachinePool } from './group/state.ts'
 import { openRoster, sanitizeFacts, signRoster, MAX_MEMBER_ADDRS, type Facts, type MemberInfo, type RosterData, type SignedRosterData } from './group/roster.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, SignedRoster } from './link/link.ts'
@@ -65,7 +72,13 @@ export class Host extends EventEmitter<HostEvents> {
   private reconnectTimer?: ClockTimer
   private broadcastQueued = false
   private readonly dialing = new Set<string>()
+  /** Test hook: a fault injector that cuts this host off from the peers it names. */
+  partitioned?: (peerId: string) => boolean
   private state: 'stopped' | 'starting' | 'started' | 'stopping' = 'stopped'
+  private status?: StatusService
+  private docs?: DocumentService
+  private freeDisk = 0
+  private diskTimer?: ClockTimer
 
   constructor (key: PrivateKey, options: ResolvedOptions) {
     super()
@@ -92,6 +105,10 @@ export class Host extends EventEmitter<HostEvents> {
       await this.node.start()
       this.advertised = this.computeAdvertised()
       await this.refreshOwnEntry()
+      await this.checkDisk()
+      this.startGroupState()
+      await this.docs!.start()
+      this.status!.start()
       this.state = 'started'
       this.log.info({ addrs: this.advertised, linked: this.isLinked() }, 'host started')
       this.scheduleReconnect(0)
@@ -109,6 +126,9 @@ export class Host extends EventEmitter<HostEvents> {
     const { clock } = this.options
     if (this.reconnectTimer != null) clock.clearTimeout(this.reconnectTimer)
     if (this.rotateTimer != null) clock.clearTimeout(this.rotateTimer)
+    if (this.diskTimer != null) clock.clearTimeout(this.diskTimer)
+    this.status?.stop()
+    this.docs?.stop()
     for (const t of this.guests.values()) clock.clearTimeout(t)
     this.guests.clear()
     await this.mutex.run(async () => {
@@ -168,31 +188,48 @@ export class Host extends EventEmitter<HostEvents> {
 
   private row (m: MemberInfo, r: RosterData): HostRow {
     const self = m.id === this.id
-    const connected = !self && this.node != null && this.node.getConnections(peerIdFromString(m.id)).length > 0
+    const connected = !self && this.isConnected(m.id)
     const ip = m.addrs.map(a => ipPortOf(a)?.ip).find(x => x != null) ?? ''
+    const heard = self ? undefined : this.status?.get(m.id)
+    const st: Partial<HostStatus> = self ? this.localStatus() : (heard?.status ?? {})
+    const cluster = this.cluster()
+    const nodeRole = nodeRoleOf(cluster, m.id)
+    const health = this.status?.health(m.id) ?? (self || connected ? 'Healthy' : 'Unreachable')
     return {
       id: m.id,
       ip,
       localUIPort: m.facts.apiPort,
       overlayIP: '',
-      role: m.id === r.leader ? 'leader' : 'follower',
-      nodeRole: 'unknown',
-      status: 'Ready',
-      contentSyncStatus: 'Synced',
-      health: self || connected ? 'Healthy' : 'Unhealthy',
+      role: this.actsAsLeader(m.id, r, cluster) ? 'leader' : 'follower',
+      nodeRole,
+      status: nodeRole === 'unknown' ? 'Ready' : 'In-Use',
+      contentSyncStatus: st.contentSyncStatus === 'Not Synced' ? 'Not Synced' : 'Synced',
+      health,
       config: {
-        name: m.facts.name,
-        hostname: m.facts.hostname,
-        os: m.facts.os,
-        arch: m.facts.arch,
-        cpus: m.facts.cpus,
-        memory: Number(m.facts.memory),
-        version: m.facts.version
+        name: st.name || m.facts.name,
+        hostname: st.hostname || m.facts.hostname,
+        os: st.os || m.facts.os,
+        arch: st.arch || m.facts.arch,
+        cpus: st.cpus || m.facts.cpus,
+        memory: Number(st.memory || m.facts.memory),
+        version: st.version || m.facts.version,
+        freeDisk: Number(st.freeDisk ?? 0),
+        load: Number(st.load ?? 0) / 100,
+        failing: st.failing ?? []
       },
       addrs: m.addrs,
-      lastSeen: self || connected ? this.options.clock.now() : (this.lastSeen.get(m.id) ?? 0),
+      lastSeen: self ? this.options.clock.now() : (heard?.heardAt ?? (connected ? this.options.clock.now() : (this.lastSeen.get(m.id) ?? 0))),
       self
     }
+  }
+
+  /** Before a cluster exists the roster's leader leads; afterwards every control-plane host does. */
+  private actsAsLeader (id: string, r: RosterData, cluster: ClusterDefinition | undefined): boolean {
+    return cluster != null ? controlPlaneOf(cluster).includes(id) : id === r.leader
+  }
+
+  private isConnected (id: string): boolean {
+    return this.node != null && this.node.getConnections(peerIdFromString(id)).length > 0
   }
 
   // ---------------------------------------------------------------- tokens
@@ -521,6 +558,7 @@ export class Host extends EventEmitter<HostEvents> {
     const target = r.members.find(m => m.id === hostId)
     if (target == null) throw new EdgelinkError('UNKNOWN_HOST', `no host ${hostId} in this group`)
     if (hostId === r.leader) throw new EdgelinkError('LEADER_HAS_FOLLOWERS', 'the leader cannot be unlinked while it has followers; unlink the followers first')
+    if (nodeRoleOf(this.cluster(), hostId) !== 'unknown') throw new EdgelinkError('HOST_IN_USE', 'the host is assigned to the cluster; remove it from the cluster first')
     if (this.isLeader()) {
       await this.mutex.run(async () => { await this.removeMember(hostId, 'unlinked by the leader') })
       return
@@ -588,6 +626,241 @@ export class Host extends EventEmitter<HostEvents> {
     if (opts.hangUp) await this.node?.hangUp(peerIdFromString(id)).catch(() => {})
   }
 
+  // ---------------------------------------------------------------- group state
+
+  private startGroupState (): void {
+    const self = this
+    const base = {
+      id: this.id,
+      key: this.key,
+      clock: this.options.clock,
+      log: this.log,
+      pubsub: () => this.node?.services.pubsub as GossipSub | undefined,
+      groupId: () => this.roster?.roster.groupId,
+      isMember: (id: string) => this.isMember(id)
+    }
+    this.status = new StatusService({
+      ...base,
+      isConnected: (id) => this.isConnected(id),
+      localStatus: () => this.localStatus()
+    }, this.options)
+    this.status.on('health', (id) => {
+      const r = this.roster?.roster
+      const m = r?.members.find(x => x.id === id)
+      if (m != null && r != null) this.emit('host:health', this.row(m, r))
+    })
+    this.docs = new DocumentService({
+      ...base,
+      node: () => this.node,
+      store: () => this.store!,
+      authorize: (doc) => {
+        const r = self.roster?.roster
+        if (r == null) return new EdgelinkError('NOT_LINKED')
+        return authorize(doc.author, doc.term, r, self.cluster())
+      },
+      parseBody: (kind, body, deleted) => kind === 'settings' ? parseSettings(body) : (deleted ? {} : parseCluster(body)),
+      rosterInfo: () => ({ term: this.roster?.roster.term ?? 0, version: this.roster?.roster.version ?? 0, bytes: this.roster?.bytes }),
+      receiveRoster: async (bytes) => { await this.receiveRoster(bytes) }
+    }, this.options.syncInterval)
+    this.docs.on('doc', (rec) => { this.onDocument(rec) })
+  }
+
+  /** This host's status as published to the group. */
+  private localStatus (): Omit<HostStatus, 'seq' | 'sentAt'> {
+    const f = this.facts()
+    const r = this.roster?.roster
+    const cluster = this.cluster()
+    const nodeRole = nodeRoleOf(cluster, this.id)
+    const failing = this.freeDisk > 0 && this.freeDisk < this.options.minFreeDisk ? ['disk'] : []
+    return {
+      name: f.name,
+      addrs: this.advertised.map(a => multiaddr(a).bytes as Uint8Array<ArrayBuffer>),
+      version: f.version,
+      health: failing.length > 0 ? 'Unhealthy' : 'Healthy',
+      failing,
+      contentSyncStatus: 'Synced',
+      syncPercent: 100,
+      hostname: f.hostname,
+      os: f.os,
+      arch: f.arch,
+      cpus: f.cpus,
+      memory: f.memory,
+      freeDisk: BigInt(this.freeDisk),
+      apiPort: f.apiPort,
+      rosterVersion: BigInt(r?.version ?? 0),
+      term: BigInt(r?.term ?? 0),
+      role: r != null && this.actsAsLeader(this.id, r, cluster) ? 'leader' : 'follower',
+      nodeRole,
+      status: nodeRole === 'unknown' ? 'Ready' : 'In-Use',
+      load: BigInt(Math.round(loadavg()[0] * 100))
+    }
+  }
+
+  private async checkDisk (): Promise<void> {
+    try {
+      const st = await statfs(this.options.dataDir)
+      const free = Number(st.bavail) * Number(st.bsize)
+      const changed = (free < this.options.minFreeDisk) !== (this.freeDisk < this.options.minFreeDisk)
+      this.freeDisk = free
+      if (changed) this.status?.publishSoon()
+    } catch {}
+    this.diskTimer = this.options.clock.setTimeout(() => { void this.checkDisk() }, 30_000)
+  }
+
+  private groupChanged (): void {
+    this.status?.groupChanged()
+    this.docs?.groupChanged()
+  }
+
+  /** The group's settings (defaults until someone sets them). */
+  settings (): GroupSettings {
+    return this.docs?.get<GroupSettings>('settings', 'group')?.body ?? structuredClone(EMPTY_SETTINGS)
+  }
+
+  /**
+   * Changes group settings: an object replaces them, `KEY=VALUE` strings change single keys.
+   * Only the leader (before a cluster) or a control-plane host (after) may; every member checks.
+   */
+  async updateSettings (change: Partial<GroupSettings> | string[], options: AbortOptions = {}): Promise<GroupSettings> {
+    this.assertStarted()
+    throwIfAborted(options.signal)
+    return await this.mutex.run(async () => {
+      this.requireGroup()
+      const next = Array.isArray(change) ? applyAssignments(this.settings(), change) : parseSettings({ ...this.settings(), ...change })
+      const rec = await this.docs!.write('settings', 'group', next, { term: this.roster!.roster.term })
+      return rec.body as GroupSettings
+    })
+  }
+
+  /** The cluster of this group, or undefined while none exists. */
+  cluster (): ClusterDefinition | undefined {
+    const rec = this.docs?.get<ClusterDefinition>('cluster', 'cluster')
+    return rec == null || rec.deleted ? undefined : rec.body
+  }
+
+  /**
+   * Creates the group's cluster. Only the leader, before a cluster exists. Control-plane count odd,
+   * this host among them, every host linked, `Ready` and healthy. Assigned hosts become `In-Use`
+   * and emit `cluster:assigned`; provisioning Kubernetes is up to the embedding agent.
+   */
+  async createCluster (spec: { name: string, controlPlane: string[], workers?: string[], vip?: string, profile?: string, variables?: Record<string, string>, labels?: Record<string, string>, taints?: string[] }, options: AbortOptions = {}): Promise<ClusterDefinition> {
+    this.assertStarted()
+    throwIfAborted(options.signal)
+    return await this.mutex.run(async () => {
+      const r = this.requireGroup()
+      if (this.cluster() != null) throw new EdgelinkError('CLUSTER_EXISTS', `cluster ${this.cluster()!.name} already exists`)
+      const pools: MachinePool[] = [{ name: 'control-plane', controlPlane: true, hosts: spec.controlPlane, labels: spec.labels ?? {}, taints: spec.taints ?? [] }]
+      if ((spec.workers ?? []).length > 0) pools.push({ name: 'worker', controlPlane: false, hosts: spec.workers!, labels: spec.labels ?? {}, taints: [] })
+      const def = parseCluster({ name: spec.name, profile: spec.profile ?? '', variables: spec.variables ?? {}, vip: spec.vip ?? '', pools, createdBy: this.id })
+      const refusal = authorize(this.id, r.term, r, undefined)
+      if (refusal != null) throw refusal
+      checkClusterPlan(def, r, id => this.usableForCluster(id))
+      const rec = await this.docs!.write('cluster', 'cluster', def, { term: r.term })
+      return rec.body as ClusterDefinition
+    })
+  }
+
+  /** Adds hosts to or removes hosts from the cluster's pools (control-plane count stays odd). */
+  async scaleCluster (change: { addWorkers?: string[], addControlPlane?: string[], remove?: string[] }, options: AbortOptions = {}): Promise<ClusterDefinition> {
+    this.assertStarted()
+    throwIfAborted(options.signal)
+    return await this.mutex.run(async () => {
+      const r = this.requireGroup()
+      const cur = this.cluster()
+      if (cur == null) throw new EdgelinkError('NO_CLUSTER')
+      const refusal = authorize(this.id, r.term, r, cur)
+      if (refusal != null) throw refusal
+      const remove = new Set(change.remove ?? [])
+      const pools = cur.pools.map(p => ({ ...p, hosts: p.hosts.filter(h => !remove.has(h)) }))
+      const add = (cp: boolean, ids: string[] | undefined): void => {
+        if (ids == null || ids.length === 0) return
+        let pool = pools.find(p => p.controlPlane === cp)
+        if (pool == null) { pool = { name: cp ? 'control-plane' : 'worker', controlPlane: cp, hosts: [], labels: {}, taints: [] }; pools.push(pool) }
+        pool.hosts.push(...ids)
+      }
+      add(true, change.addControlPlane)
+      add(false, change.addWorkers)
+      const def = parseCluster({ ...cur, pools: pools.filter(p => p.hosts.length > 0) })
+      if (!controlPlaneOf(def).includes(def.createdBy)) def.createdBy = controlPlaneOf(def)[0] ?? this.id
+      const fresh = [...controlPlaneOf(def), ...workersOf(def)].filter(id => !controlPlaneOf(cur).includes(id) && !workersOf(cur).includes(id))
+      checkClusterPlan({ ...def, createdBy: controlPlaneOf(def).includes(this.id) ? this.id : def.createdBy }, r, id => fresh.includes(id) ? this.usableForCluster(id) : undefined)
+      const rec = await this.docs!.write('cluster', 'cluster', def, { term: r.term })
+      return rec.body as ClusterDefinition
+    })
+  }
+
+  /**
+   * Deletes the cluster: every host is `Ready` again, still linked, and this host becomes the
+   * group's single leader (a new term, proven by the deletion it signed).
+   */
+  async deleteCluster (options: AbortOptions = {}): Promise<void> {
+    this.assertStarted()
+    throwIfAborted(options.signal)
+    await this.mutex.run(async () => {
+      const r = this.requireGroup()
+      const cur = this.cluster()
+      if (cur == null) throw new EdgelinkError('NO_CLUSTER')
+      const refusal = authorize(this.id, r.term, r, cur)
+      if (refusal != null) throw refusal
+      const rec = await this.docs!.write('cluster', 'cluster', {}, { term: r.term, deleted: true })
+      if (r.leader !== this.id) {
+        await this.commitRoster({ ...r, term: r.term + 1, version: r.version + 1, leader: this.id, issuedAt: this.options.clock.now(), proof: { votes: [], transfer: new Uint8Array(0), clusterDelete: rec.signed as Uint8Array<ArrayBuffer> } })
+      }
+    })
+  }
+
+  /** Why a host cannot be put into a cluster now, or undefined when it can. */
+  private usableForCluster (id: string): string | undefined {
+    if (nodeRoleOf(this.cluster(), id) !== 'unknown') return 'it is In-Use'
+    const h = this.status?.health(id) ?? 'Healthy'
+    return h === 'Healthy' ? undefined : `it is ${h}`
+  }
+
+  private requireGroup (): RosterData {
+    const r = this.roster?.roster
+    if (r == null) throw new EdgelinkError('NOT_LINKED', 'this host is in no group: generate a token or link first')
+    return r
+  }
+
+  private lastNodeRole = 'unknown'
+
+  private onDocument (rec: DocRecord): void {
+    if (rec.kind === 'settings') this.emit('settings', rec.body as GroupSettings)
+    if (rec.kind !== 'cluster') return
+    const cluster = this.cluster()
+    this.emit('cluster', cluster)
+    const role = nodeRoleOf(cluster, this.id)
+    if (role !== this.lastNodeRole) {
+      if (role === 'unknown') this.emit('cluster:released', { name: (rec.body as ClusterDefinition).name ?? '' })
+      else this.emit('cluster:assigned', { cluster: cluster!, nodeRole: role })
+      this.lastNodeRole = role
+    }
+    this.status?.publishSoon()
+  }
+
+  /** Checks a cluster-deletion proof carried by a roster of a new term. */
+  private async clusterDeleteOk (signedDoc: Uint8Array, leader: string): Promise<boolean> {
+    try {
+      const rec = await this.docs!.open(signedDoc)
+      if (rec.kind !== 'cluster' || !rec.deleted || rec.author !== leader) return false
+      const held = this.docs!.get<ClusterDefinition>('cluster', 'cluster')
+      if (held == null) return false
+      if (held.deleted) return held.bodyHash === rec.bodyHash && held.author === rec.author && held.version === rec.version
+      if (!controlPlaneOf(held.body).includes(leader)) return false
+      await this.docs!.accept(rec)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** A roster received outside the roster protocol (anti-entropy). */
+  private async receiveRoster (bytes: Uint8Array): Promise<void> {
+    const cur = this.roster?.roster
+    const signed = await openRoster(bytes, r => cur != null && r.groupId === cur.groupId && r.term === cur.term && r.version <= cur.version)
+    if (signed != null) await this.mutex.run(async () => { await this.adoptRoster(signed) })
+  }
+
   // ---------------------------------------------------------------- roster
 
   private async createGroup (): Promise<void> {
@@ -630,6 +903,7 @@ export class Host extends EventEmitter<HostEvents> {
     this.roster = signed
     this.election = election
     this.announceChanges(before, next)
+    this.groupChanged()
     this.scheduleBroadcast()
   }
 
@@ -641,8 +915,12 @@ export class Host extends EventEmitter<HostEvents> {
     const next = signed.roster
     const cur = this.roster?.roster
     if (!opts.replace && cur != null) {
-      if (next.groupId !== cur.groupId || next.leader !== cur.leader) return
-      if (next.version <= cur.version) return
+      const refusal = await checkRosterSuccession(cur, next, async (doc, leader) => await this.clusterDeleteOk(doc, leader))
+      if (refusal != null) {
+        if (refusal.code !== 'STALE_VERSION') this.log.info({ code: refusal.code, reason: refusal.message }, 'roster refused')
+        return
+      }
+      if (cur.leader === this.id && next.leader !== this.id) this.stepDown(next.term)
     }
     if (!next.members.some(m => m.id === this.id)) {
       await this.resetToIdle('unlinked by the leader')
@@ -662,6 +940,7 @@ export class Host extends EventEmitter<HostEvents> {
     this.roster = signed
     this.election = election
     this.announceChanges(before, next)
+    this.groupChanged()
     for (const m of before?.members ?? []) {
       if (!next.members.some(x => x.id === m.id)) this.node?.hangUp(peerIdFromString(m.id)).catch(() => {})
     }
@@ -680,6 +959,15 @@ export class Host extends EventEmitter<HostEvents> {
     }
   }
 
+  /** This host is no longer leader (a newer term has another): its tokens die with its term. */
+  private stepDown (term: number): void {
+    this.log.info({ term }, 'stepping down: another host leads a newer term')
+    this.generation = false
+    this.current = undefined
+    if (this.rotateTimer != null) this.options.clock.clearTimeout(this.rotateTimer)
+    for (const t of this.tokens.values()) t.burned = true
+  }
+
   /** Forgets the group: this host is idle again and may link anywhere. Under the mutex. */
   private async resetToIdle (reason: string): Promise<void> {
     const before = this.roster?.roster
@@ -690,6 +978,7 @@ export class Host extends EventEmitter<HostEvents> {
     this.current = undefined
     this.generation = false
     this.linkState = { status: 'Pending' }
+    this.groupChanged()
     this.log.info({ reason }, 'this host is no longer linked')
     if (before != null) {
       for (const m of before.members) {
@@ -762,6 +1051,7 @@ export class Host extends EventEmitter<HostEvents> {
    */
   private mayConnect (peer: PeerId, direction: 'in' | 'out'): boolean {
     const id = peer.toString()
+    if (this.partitioned?.(id) === true) return false
     if (this.isMember(id)) return true
     if (direction === 'out') return this.pinnedLeader === id || (this.isLeader() && this.isTombstoned(id))
     if (!this.isLeader()) return false
@@ -773,11 +1063,10 @@ export class Host extends EventEmitter<HostEvents> {
     const id = conn.remotePeer.toString()
     this.lastSeen.set(id, this.options.clock.now())
     if (this.isMember(id)) {
+      this.status?.check(id)
+      if (this.node!.getConnections(conn.remotePeer).length === 1) this.docs?.connected(conn.remotePeer)
       // The leader brings a (re)connecting member up to date; members need not echo it back.
       if (this.isLeader() && this.node!.getConnections(conn.remotePeer).length === 1) this.pushRoster(conn.remotePeer).catch(() => {})
-      const r = this.roster?.roster
-      const m = r?.members.find(x => x.id === id)
-      if (m != null && r != null) this.emit('host:health', this.row(m, r))
       return
     }
     if (this.pinnedLeader === id) return
@@ -799,9 +1088,7 @@ export class Host extends EventEmitter<HostEvents> {
       const t = this.guests.get(id)
       if (t != null) this.options.clock.clearTimeout(t)
       this.guests.delete(id)
-      const r = this.roster?.roster
-      const m = r?.members.find(x => x.id === id)
-      if (m != null && r != null) this.emit('host:health', this.row(m, r))
+      this.status?.check(id)
     }
   }
 
@@ -876,7 +1163,16 @@ export class Host extends EventEmitter<HostEvents> {
       },
       services: {
         identify: identify(),
-        ping: ping()
+        ping: ping(),
+        // Gossip only among members (the gater keeps others out). floodPublish sends each message
+        // straight to every subscribed peer: one hop in a full mesh, which is what a group is.
+        pubsub: gossipsub({
+          allowPublishToZeroTopicPeers: true,
+          emitSelf: false,
+          floodPublish: true,
+          fallbackToFloodsub: false,
+          doPX: false
+        })
       }
     }).then(async node => {
       await node.handle(JOIN_PROTOCOL, (s, c) => { void this.onJoin(s, c) }, { maxInboundStreams: 4 })

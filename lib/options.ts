@@ -56,6 +56,28 @@ export interface HostOptions {
   reconnectInterval?: number
   /** Unlinked peer ids the roster remembers so that a host unlinked while offline learns it. @default 64 */
   maxTombstones?: number
+  /**
+   * Status heartbeat period, in ms. Every host publishes its status this often and at once on a
+   * change; shorter detects silent failures sooner at the cost of N messages per period per host.
+   * @default 1_000
+   */
+  statusInterval?: number
+  /**
+   * Silence after which a host is shown `Unreachable` even while connections look open (a cut
+   * link closes nothing). Keep it ≥ 3 × statusInterval so a loaded CPU does not flap it.
+   * @default 3_500
+   */
+  failureTimeout?: number
+  /**
+   * Silence after which a host with no open connection to this one is `Unreachable`. A killed
+   * host closes its connections at once, so this bounds detection of crashes.
+   * @default 1_000
+   */
+  disconnectGrace?: number
+  /** How often a host runs anti-entropy with one random member, in ms. @default 10_000 */
+  syncInterval?: number
+  /** Free disk below this many bytes makes the host report itself `Unhealthy` (check `disk`). @default 256 MiB */
+  minFreeDisk?: number
   /** Source of time. @default the system clock */
   clock?: Clock
   /** Structured logger (pino-compatible). @default silent */
@@ -80,7 +102,12 @@ export const DEFAULTS = {
   maxGuests: 32,
   requestTimeout: 10_000,
   reconnectInterval: 5_000,
-  maxTombstones: 64
+  maxTombstones: 64,
+  statusInterval: 1_000,
+  failureTimeout: 3_500,
+  disconnectGrace: 1_000,
+  syncInterval: 10_000,
+  minFreeDisk: 256 * 1024 * 1024
 } as const
 
 /**
@@ -93,7 +120,11 @@ export const PRESETS = {
     listen: ['127.0.0.1:0'],
     reconnectInterval: 500,
     guestTimeout: 5_000,
-    requestTimeout: 5_000
+    requestTimeout: 5_000,
+    statusInterval: 250,
+    failureTimeout: 1_500,
+    disconnectGrace: 400,
+    syncInterval: 1_000
   } satisfies Partial<HostOptions>
 }
 
@@ -132,6 +163,11 @@ export function resolveOptions (options: HostOptions, version: string): Resolved
     requestTimeout: positive('requestTimeout', options.requestTimeout, DEFAULTS.requestTimeout),
     reconnectInterval: positive('reconnectInterval', options.reconnectInterval, DEFAULTS.reconnectInterval),
     maxTombstones: positive('maxTombstones', options.maxTombstones, DEFAULTS.maxTombstones),
+    statusInterval: positive('statusInterval', options.statusInterval, DEFAULTS.statusInterval),
+    failureTimeout: positive('failureTimeout', options.failureTimeout, DEFAULTS.failureTimeout),
+    disconnectGrace: positive('disconnectGrace', options.disconnectGrace, DEFAULTS.disconnectGrace),
+    syncInterval: positive('syncInterval', options.syncInterval, DEFAULTS.syncInterval),
+    minFreeDisk: options.minFreeDisk ?? DEFAULTS.minFreeDisk,
     clock: options.clock ?? systemClock,
     logger: options.logger ?? silent,
     start: options.start ?? true,

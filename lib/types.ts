@@ -1,4 +1,5 @@
 import type { ErrorCode } from './errors.ts'
+import type { ClusterDefinition, GroupSettings, NodeRole } from './group/state.ts'
 
 /** One row of the Linked Edge Hosts table; field names and values follow the Local UI link API. */
 export interface HostRow {
@@ -24,6 +25,12 @@ export interface HostRow {
     cpus: number
     memory: number
     version: string
+    /** Free bytes on the host's data disk. */
+    freeDisk: number
+    /** 1-minute load average. */
+    load: number
+    /** Names of the host's failing health checks. */
+    failing: string[]
   }
   /** Mesh multiaddrs of the host. */
   addrs: string[]
@@ -72,4 +79,12 @@ export interface HostEvents {
   'token:stopped': []
   /** The roster changed (new version adopted). */
   'roster': [{ version: number, members: string[] }]
+  /** Group settings changed. */
+  'settings': [GroupSettings]
+  /** The cluster definition changed (undefined: deleted). */
+  'cluster': [ClusterDefinition | undefined]
+  /** This host was put into the cluster: the embedding agent provisions it now. */
+  'cluster:assigned': [{ cluster: ClusterDefinition, nodeRole: NodeRole }]
+  /** This host left the cluster (deleted, or scaled down). */
+  'cluster:released': [{ name: string }]
 }

@@ -53,3 +53,10 @@ export function withTimeout (ms: number, signal?: AbortSignal): AbortSignal {
 }
 
 export const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+
+export function concat (a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length)
+  out.set(a, 0)
+  out.set(b, a.length)
+  return out
+}

@@ -155,7 +155,7 @@ describe('members-only mesh: gater and join protocol against crafted peers', fun
     // f1 (a member, not the leader) signs a roster that drops f2 and makes itself leader.
     const forged = await signRoster((f1 as any).key, { ...before, version: before.version + 10, leader: f1.id, members: before.members.filter(m => m.id !== f2.id) })
     const push = async (from: Libp2p, bytes: Uint8Array): Promise<void> => {
-      const s = await from.dialProtocol(f2.peerId, ROSTER_PROTOCOL)
+      const s = await from.dialProtocol(f2.multiaddrs[0], ROSTER_PROTOCOL)
       await lpStream(s).write(bytes)
       await s.close().catch(() => {})
     }

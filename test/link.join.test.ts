@@ -55,7 +55,7 @@ describe('linking hosts (real libp2p over loopback)', function () {
     const dataDir = f1.options.dataDir
     const id = f1.id
     await f1.stop()
-    await waitFor(() => leader.hosts().find(r => r.id === id)?.health === 'Unhealthy', 5_000, 'leader sees follower down')
+    await waitFor(() => leader.hosts().find(r => r.id === id)?.health === 'Unreachable', 5_000, 'leader sees follower down')
     const again = await bed.host({ dataDir, listen: [listen] })
     expect(again.id).to.equal(id)
     expect(again.isLinked()).to.equal(true)

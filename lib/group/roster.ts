@@ -3,7 +3,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import * as Digest from 'multiformats/hashes/digest'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { EdgelinkError } from '../errors.ts'
-import { Roster, SignedRoster, type HostFacts } from '../link/link.ts'
+import { concat } from '../util.ts'
+import { Roster, SignedRoster, type HostFacts, type LeaderProof } from '../link/link.ts'
 
 /** Bounds of every roster decoder. A group larger than this is refused rather than half-read. */
 export const MAX_MEMBERS = 1024
@@ -34,6 +35,8 @@ export interface RosterData {
   /** Recently unlinked peer ids, newest last. */
   removed: string[]
   issuedAt: number
+  /** Why `leader` leads `term`; absent for the founding term and plain version bumps. */
+  proof?: LeaderProof
 }
 
 export interface SignedRosterData {
@@ -58,7 +61,8 @@ function toWire (r: RosterData): Roster {
       joinedAt: BigInt(m.joinedAt)
     })),
     removed: r.removed.map(mh),
-    issuedAt: BigInt(r.issuedAt)
+    issuedAt: BigInt(r.issuedAt),
+    ...(r.proof != null ? { proof: r.proof } : {})
   }
 }
 
@@ -81,7 +85,8 @@ function fromWire (w: Roster): RosterData {
       joinedAt: num(m.joinedAt, 'joinedAt')
     })),
     removed: w.removed.map(idOf),
-    issuedAt: num(w.issuedAt, 'issuedAt')
+    issuedAt: num(w.issuedAt, 'issuedAt'),
+    ...(w.proof != null ? { proof: w.proof } : {})
   }
 }
 
@@ -121,7 +126,7 @@ export async function openRoster (bytes: Uint8Array, skip?: (r: RosterData) => b
   try {
     signed = SignedRoster.decode(bytes)
     const wire = Roster.decode(signed.roster, {
-      limits: { members: MAX_MEMBERS, removed: MAX_MEMBERS, members$: { addrs: MAX_MEMBER_ADDRS } } as any
+      limits: { members: MAX_MEMBERS, removed: MAX_MEMBERS, members$: { addrs: MAX_MEMBER_ADDRS }, proof: { votes: MAX_MEMBERS } } as any
     })
     roster = fromWire(wire)
     leader = peerIdFromString(roster.leader)
@@ -133,11 +138,4 @@ export async function openRoster (bytes: Uint8Array, skip?: (r: RosterData) => b
   const ok = leader.publicKey != null && await leader.publicKey.verify(concat(ROSTER_DOMAIN, signed.roster), signed.signature)
   if (!ok) throw new EdgelinkError('PROTOCOL_ERROR', 'the roster signature is not valid')
   return { roster, bytes }
-}
-
-function concat (a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a, 0)
-  out.set(b, a.length)
-  return out
 }

@@ -674,6 +674,7 @@ export interface Roster {
   members: Member[]
   removed: Uint8Array[]
   issuedAt: bigint
+  proof?: LeaderProof
 }
 
 export namespace Roster {
@@ -723,6 +724,11 @@ export namespace Roster {
         if ((obj.issuedAt != null && obj.issuedAt !== 0n)) {
           w.uint32(56)
           w.uint64(obj.issuedAt)
+        }
+
+        if (obj.proof != null) {
+          w.uint32(66)
+          LeaderProof.codec().encode(obj.proof, w)
         }
 
         if (opts.lengthDelimited !== false) {
@@ -781,6 +787,12 @@ export namespace Roster {
             }
             case 7: {
               obj.issuedAt = reader.uint64()
+              break
+            }
+            case 8: {
+              obj.proof = LeaderProof.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.proof
+              })
               break
             }
             default: {
@@ -869,6 +881,13 @@ export namespace Roster {
                 field: `${prefix}.issuedAt`,
                 value: reader.uint64()
               }
+              break
+            }
+            case 8: {
+              yield * LeaderProof.codec().stream(reader, reader.uint32(), `${prefix}.proof`, {
+                limits: opts.limits?.proof
+              })
+
               break
             }
             default: {
@@ -980,6 +999,22 @@ export namespace Roster {
     value: bigint
   }
 
+  export interface RosterProofVotesFieldEvent {
+    field: '$.proof.votes[]'
+    index: number
+    value: Uint8Array
+  }
+
+  export interface RosterProofTransferFieldEvent {
+    field: '$.proof.transfer'
+    value: Uint8Array
+  }
+
+  export interface RosterProofClusterDeleteFieldEvent {
+    field: '$.proof.clusterDelete'
+    value: Uint8Array
+  }
+
   export function encode (obj: Partial<Roster>): Uint8Array {
     return encodeMessage(obj, Roster.codec())
   }
@@ -988,8 +1023,702 @@ export namespace Roster {
     return decodeMessage(buf, Roster.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Roster>): Generator<RosterGroupIdFieldEvent | RosterVersionFieldEvent | RosterTermFieldEvent | RosterLeaderFieldEvent | RosterMembersIdFieldEvent | RosterMembersAddrsFieldEvent | RosterMembersFactsNameFieldEvent | RosterMembersFactsHostnameFieldEvent | RosterMembersFactsOsFieldEvent | RosterMembersFactsArchFieldEvent | RosterMembersFactsCpusFieldEvent | RosterMembersFactsMemoryFieldEvent | RosterMembersFactsApiPortFieldEvent | RosterMembersFactsVersionFieldEvent | RosterMembersJoinedAtFieldEvent | RosterRemovedFieldEvent | RosterIssuedAtFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Roster>): Generator<RosterGroupIdFieldEvent | RosterVersionFieldEvent | RosterTermFieldEvent | RosterLeaderFieldEvent | RosterMembersIdFieldEvent | RosterMembersAddrsFieldEvent | RosterMembersFactsNameFieldEvent | RosterMembersFactsHostnameFieldEvent | RosterMembersFactsOsFieldEvent | RosterMembersFactsArchFieldEvent | RosterMembersFactsCpusFieldEvent | RosterMembersFactsMemoryFieldEvent | RosterMembersFactsApiPortFieldEvent | RosterMembersFactsVersionFieldEvent | RosterMembersJoinedAtFieldEvent | RosterRemovedFieldEvent | RosterIssuedAtFieldEvent | RosterProofVotesFieldEvent | RosterProofTransferFieldEvent | RosterProofClusterDeleteFieldEvent> {
     return streamMessage(buf, Roster.codec(), opts)
+  }
+}
+
+export interface LeaderProof {
+  votes: Uint8Array[]
+  transfer: Uint8Array
+  clusterDelete: Uint8Array
+}
+
+export namespace LeaderProof {
+  let _codec: Codec<LeaderProof>
+
+  export const codec = (): Codec<LeaderProof> => {
+    if (_codec == null) {
+      _codec = message<LeaderProof>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if (obj.votes != null && obj.votes.length > 0) {
+          for (const value of obj.votes) {
+            w.uint32(10)
+            w.bytes(value)
+          }
+        }
+
+        if ((obj.transfer != null && obj.transfer.byteLength > 0)) {
+          w.uint32(18)
+          w.bytes(obj.transfer)
+        }
+
+        if ((obj.clusterDelete != null && obj.clusterDelete.byteLength > 0)) {
+          w.uint32(26)
+          w.bytes(obj.clusterDelete)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          votes: [],
+          transfer: uint8ArrayAlloc(0),
+          clusterDelete: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              if (opts.limits?.votes != null && obj.votes.length === opts.limits.votes) {
+                throw new MaxLengthError('Decode error - repeated field "votes" had too many elements')
+              }
+
+              obj.votes.push(reader.bytes())
+              break
+            }
+            case 2: {
+              obj.transfer = reader.bytes()
+              break
+            }
+            case 3: {
+              obj.clusterDelete = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const obj = {
+          votes: 0
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              if (opts.limits?.votes != null && obj.votes === opts.limits.votes) {
+                throw new MaxLengthError('Streaming decode error - repeated field "votes" had too many elements')
+              }
+
+              yield {
+                field: `${prefix}.votes[]`,
+                index: obj.votes,
+                value: reader.bytes()
+              }
+
+              obj.votes++
+
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.transfer`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.clusterDelete`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface LeaderProofVotesFieldEvent {
+    field: '$.votes[]'
+    index: number
+    value: Uint8Array
+  }
+
+  export interface LeaderProofTransferFieldEvent {
+    field: '$.transfer'
+    value: Uint8Array
+  }
+
+  export interface LeaderProofClusterDeleteFieldEvent {
+    field: '$.clusterDelete'
+    value: Uint8Array
+  }
+
+  export function encode (obj: Partial<LeaderProof>): Uint8Array {
+    return encodeMessage(obj, LeaderProof.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LeaderProof>): LeaderProof {
+    return decodeMessage(buf, LeaderProof.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LeaderProof>): Generator<LeaderProofVotesFieldEvent | LeaderProofTransferFieldEvent | LeaderProofClusterDeleteFieldEvent> {
+    return streamMessage(buf, LeaderProof.codec(), opts)
+  }
+}
+
+export interface Vote {
+  groupId: Uint8Array
+  term: bigint
+  candidate: Uint8Array
+  voter: Uint8Array
+}
+
+export namespace Vote {
+  let _codec: Codec<Vote>
+
+  export const codec = (): Codec<Vote> => {
+    if (_codec == null) {
+      _codec = message<Vote>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.groupId != null && obj.groupId.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.groupId)
+        }
+
+        if ((obj.term != null && obj.term !== 0n)) {
+          w.uint32(16)
+          w.uint64(obj.term)
+        }
+
+        if ((obj.candidate != null && obj.candidate.byteLength > 0)) {
+          w.uint32(26)
+          w.bytes(obj.candidate)
+        }
+
+        if ((obj.voter != null && obj.voter.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.voter)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          groupId: uint8ArrayAlloc(0),
+          term: 0n,
+          candidate: uint8ArrayAlloc(0),
+          voter: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.groupId = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.term = reader.uint64()
+              break
+            }
+            case 3: {
+              obj.candidate = reader.bytes()
+              break
+            }
+            case 4: {
+              obj.voter = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.groupId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.term`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.candidate`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.voter`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface VoteGroupIdFieldEvent {
+    field: '$.groupId'
+    value: Uint8Array
+  }
+
+  export interface VoteTermFieldEvent {
+    field: '$.term'
+    value: bigint
+  }
+
+  export interface VoteCandidateFieldEvent {
+    field: '$.candidate'
+    value: Uint8Array
+  }
+
+  export interface VoteVoterFieldEvent {
+    field: '$.voter'
+    value: Uint8Array
+  }
+
+  export function encode (obj: Partial<Vote>): Uint8Array {
+    return encodeMessage(obj, Vote.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Vote>): Vote {
+    return decodeMessage(buf, Vote.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Vote>): Generator<VoteGroupIdFieldEvent | VoteTermFieldEvent | VoteCandidateFieldEvent | VoteVoterFieldEvent> {
+    return streamMessage(buf, Vote.codec(), opts)
+  }
+}
+
+export interface SignedVote {
+  vote: Uint8Array
+  signature: Uint8Array
+}
+
+export namespace SignedVote {
+  let _codec: Codec<SignedVote>
+
+  export const codec = (): Codec<SignedVote> => {
+    if (_codec == null) {
+      _codec = message<SignedVote>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.vote != null && obj.vote.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.vote)
+        }
+
+        if ((obj.signature != null && obj.signature.byteLength > 0)) {
+          w.uint32(18)
+          w.bytes(obj.signature)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          vote: uint8ArrayAlloc(0),
+          signature: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.vote = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.signature = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.vote`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.signature`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface SignedVoteVoteFieldEvent {
+    field: '$.vote'
+    value: Uint8Array
+  }
+
+  export interface SignedVoteSignatureFieldEvent {
+    field: '$.signature'
+    value: Uint8Array
+  }
+
+  export function encode (obj: Partial<SignedVote>): Uint8Array {
+    return encodeMessage(obj, SignedVote.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SignedVote>): SignedVote {
+    return decodeMessage(buf, SignedVote.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SignedVote>): Generator<SignedVoteVoteFieldEvent | SignedVoteSignatureFieldEvent> {
+    return streamMessage(buf, SignedVote.codec(), opts)
+  }
+}
+
+export interface Transfer {
+  groupId: Uint8Array
+  term: bigint
+  from: Uint8Array
+  to: Uint8Array
+}
+
+export namespace Transfer {
+  let _codec: Codec<Transfer>
+
+  export const codec = (): Codec<Transfer> => {
+    if (_codec == null) {
+      _codec = message<Transfer>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.groupId != null && obj.groupId.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.groupId)
+        }
+
+        if ((obj.term != null && obj.term !== 0n)) {
+          w.uint32(16)
+          w.uint64(obj.term)
+        }
+
+        if ((obj.from != null && obj.from.byteLength > 0)) {
+          w.uint32(26)
+          w.bytes(obj.from)
+        }
+
+        if ((obj.to != null && obj.to.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.to)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          groupId: uint8ArrayAlloc(0),
+          term: 0n,
+          from: uint8ArrayAlloc(0),
+          to: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.groupId = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.term = reader.uint64()
+              break
+            }
+            case 3: {
+              obj.from = reader.bytes()
+              break
+            }
+            case 4: {
+              obj.to = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.groupId`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.term`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.from`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.to`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface TransferGroupIdFieldEvent {
+    field: '$.groupId'
+    value: Uint8Array
+  }
+
+  export interface TransferTermFieldEvent {
+    field: '$.term'
+    value: bigint
+  }
+
+  export interface TransferFromFieldEvent {
+    field: '$.from'
+    value: Uint8Array
+  }
+
+  export interface TransferToFieldEvent {
+    field: '$.to'
+    value: Uint8Array
+  }
+
+  export function encode (obj: Partial<Transfer>): Uint8Array {
+    return encodeMessage(obj, Transfer.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Transfer>): Transfer {
+    return decodeMessage(buf, Transfer.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Transfer>): Generator<TransferGroupIdFieldEvent | TransferTermFieldEvent | TransferFromFieldEvent | TransferToFieldEvent> {
+    return streamMessage(buf, Transfer.codec(), opts)
+  }
+}
+
+export interface SignedTransfer {
+  transfer: Uint8Array
+  signature: Uint8Array
+}
+
+export namespace SignedTransfer {
+  let _codec: Codec<SignedTransfer>
+
+  export const codec = (): Codec<SignedTransfer> => {
+    if (_codec == null) {
+      _codec = message<SignedTransfer>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.transfer != null && obj.transfer.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.transfer)
+        }
+
+        if ((obj.signature != null && obj.signature.byteLength > 0)) {
+          w.uint32(18)
+          w.bytes(obj.signature)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          transfer: uint8ArrayAlloc(0),
+          signature: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.transfer = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.signature = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.transfer`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.signature`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface SignedTransferTransferFieldEvent {
+    field: '$.transfer'
+    value: Uint8Array
+  }
+
+  export interface SignedTransferSignatureFieldEvent {
+    field: '$.signature'
+    value: Uint8Array
+  }
+
+  export function encode (obj: Partial<SignedTransfer>): Uint8Array {
+    return encodeMessage(obj, SignedTransfer.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SignedTransfer>): SignedTransfer {
+    return decodeMessage(buf, SignedTransfer.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SignedTransfer>): Generator<SignedTransferTransferFieldEvent | SignedTransferSignatureFieldEvent> {
+    return streamMessage(buf, SignedTransfer.codec(), opts)
   }
 }
 

@@ -31,7 +31,7 @@ type Json = Record<string, any>
 
 /**
  * LevelDB under `<dataDir>/db`: sublevels `meta` (schema version), `group` (signed roster),
- * `tokens` (hashed tokens) and `election`. All multi-key changes go through one atomic batch.
+ * `tokens` (hashed tokens), `election` and `docs` (signed group documents). All multi-key changes go through one atomic batch.
  */
 export class Store {
   private readonly db: Level<string, any>
@@ -39,6 +39,7 @@ export class Store {
   private readonly group
   private readonly tokens
   private readonly election
+  private readonly docs
 
   private constructor (db: Level<string, any>) {
     this.db = db
@@ -46,6 +47,7 @@ export class Store {
     this.group = db.sublevel<string, Uint8Array>('group', { valueEncoding: 'view' })
     this.tokens = db.sublevel<string, TokenRecord>('tokens', { valueEncoding: 'json' })
     this.election = db.sublevel<string, ElectionRecord>('election', { valueEncoding: 'json' })
+    this.docs = db.sublevel<string, Uint8Array>('docs', { valueEncoding: 'view' })
   }
 
   static async open (dataDir: string): Promise<Store> {
@@ -83,13 +85,14 @@ export class Store {
     await this.db.batch(ops)
   }
 
-  /** Forgets the group: roster, election state and tokens. Used when this host is unlinked. */
+  /** Forgets the group: roster, election state, tokens and documents. Used when this host is unlinked. */
   async clearGroup (): Promise<void> {
     const ops: any[] = [
       { type: 'del', sublevel: this.group, key: 'roster' },
       { type: 'del', sublevel: this.election, key: 'state' }
     ]
     for await (const key of this.tokens.keys()) ops.push({ type: 'del', sublevel: this.tokens, key })
+    for await (const key of this.docs.keys()) ops.push({ type: 'del', sublevel: this.docs, key })
     await this.db.batch(ops)
   }
 
@@ -102,6 +105,19 @@ export class Store {
   async listTokens (): Promise<TokenRecord[]> {
     const out: TokenRecord[] = []
     for await (const value of this.tokens.values()) out.push(value)
+    return out
+  }
+
+  async putElection (election: ElectionRecord): Promise<void> { await this.election.put('state', election) }
+
+  /** Signed group documents (settings, cluster definitions), keyed `kind/id`. */
+  async getDoc (key: string): Promise<Uint8Array | undefined> { return await this.docs.get(key) }
+
+  async putDoc (key: string, signed: Uint8Array): Promise<void> { await this.docs.put(key, signed) }
+
+  async listDocs (): Promise<Array<[string, Uint8Array]>> {
+    const out: Array<[string, Uint8Array]> = []
+    for await (const entry of this.docs.iterator()) out.push(entry)
     return out
   }
 

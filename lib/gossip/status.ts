@@ -1,0 +1,215 @@
+import { EventEmitter } from 'node:events'
+import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub'
+import type { Clock, ClockTimer } from '../clock.ts'
+import type { Logger } from '../logger.ts'
+import { HostStatus } from './gossip.ts'
+
+/** Most addresses and failing checks one status may list; larger ones are rejected. */
+const MAX_STATUS_ADDRS = 16
+const MAX_FAILING = 32
+/** A status message is small; anything bigger is not one. */
+export const MAX_STATUS_BYTES = 16 * 1024
+
+export type Health = 'Healthy' | 'Unhealthy' | 'Unreachable'
+
+export interface StatusOptions {
+  /** Heartbeat period: every host publishes its status this often (and at once on a change). */
+  statusInterval: number
+  /**
+   * Silence after which a host is `Unreachable`, whatever the connections say: covers hosts cut off
+   * without a TCP close (cable pulled, link down). ≥ 3 heartbeats so load spikes do not flap.
+   */
+  failureTimeout: number
+  /**
+   * Silence after which a host this one has no connection to is `Unreachable`: a killed process
+   * closes its connections at once, so this is what makes detection fast.
+   */
+  disconnectGrace: number
+}
+
+export interface StatusContext {
+  readonly id: string
+  readonly clock: Clock
+  readonly log: Logger
+  pubsub(): GossipSub | undefined
+  groupId(): string | undefined
+  isMember(id: string): boolean
+  isConnected(id: string): boolean
+  /** This host's status as it should be published now (seq and sentAt are filled in here). */
+  localStatus(): Omit<HostStatus, 'seq' | 'sentAt'>
+}
+
+export interface PeerStatus {
+  status: HostStatus
+  /** Local clock when the newest status arrived. */
+  heardAt: number
+}
+
+export function statusTopic (groupId: string): string { return `/edgelink/${groupId}/status/1` }
+
+/**
+ * Publishes this host's status on the group's status topic (on change and every
+ * `statusInterval`), keeps the newest status of every member and derives its health.
+ */
+export class StatusService extends EventEmitter<{ health: [string, Health], status: [string, HostStatus] }> {
+  private readonly ctx: StatusContext
+  private readonly opts: StatusOptions
+  private readonly table = new Map<string, PeerStatus>()
+  private readonly lastHealth = new Map<string, Health>()
+  private topic?: string
+  private seq: bigint
+  private heartbeat?: ClockTimer
+  private checker?: ClockTimer
+  private publishQueued = false
+  private running = false
+  /** Messages received and rejected, for metrics. */
+  readonly counters = { published: 0, received: 0, rejected: 0 }
+
+  constructor (ctx: StatusContext, opts: StatusOptions) {
+    super()
+    this.ctx = ctx
+    this.opts = opts
+    // Restarts must not reuse sequence numbers: start from the clock (µs), then count.
+    this.seq = BigInt(ctx.clock.now()) * 1000n
+  }
+
+  start (): void {
+    this.running = true
+    this.ctx.pubsub()?.addEventListener('message', this.onMessage)
+    this.groupChanged()
+    this.scheduleHeartbeat(0)
+    this.scheduleCheck()
+  }
+
+  stop (): void {
+    this.running = false
+    this.ctx.pubsub()?.removeEventListener('message', this.onMessage)
+    if (this.heartbeat != null) this.ctx.clock.clearTimeout(this.heartbeat)
+    if (this.checker != null) this.ctx.clock.clearTimeout(this.checker)
+  }
+
+  /** Call when the group id or the roster changed: (re)subscribes and drops departed members. */
+  groupChanged (): void {
+    const pubsub = this.ctx.pubsub()
+    if (pubsub == null) return
+    const groupId = this.ctx.groupId()
+    const topic = groupId == null ? undefined : statusTopic(groupId)
+    if (topic !== this.topic) {
+      if (this.topic != null) {
+        pubsub.unsubscribe(this.topic)
+        pubsub.topicValidators.delete(this.topic)
+      }
+      this.topic = topic
+      this.table.clear()
+      this.lastHealth.clear()
+      if (topic != null) {
+        pubsub.topicValidators.set(topic, this.validate)
+        pubsub.subscribe(topic)
+      }
+    }
+    for (const id of this.table.keys()) if (!this.ctx.isMember(id)) this.table.delete(id)
+    this.publishSoon()
+  }
+
+  /** Publishes at the next turn of the event loop, coalescing bursts of changes. */
+  publishSoon (): void {
+    if (this.publishQueued || !this.running) return
+    this.publishQueued = true
+    setImmediate(() => {
+      this.publishQueued = false
+      this.publish()
+    })
+  }
+
+  get (id: string): PeerStatus | undefined { return this.table.get(id) }
+
+  /** Derived health of a member as this host sees it. */
+  health (id: string): Health {
+    if (id === this.ctx.id) return this.ctx.localStatus().health === 'Unhealthy' ? 'Unhealthy' : 'Healthy'
+    const entry = this.table.get(id)
+    const connected = this.ctx.isConnected(id)
+    if (entry == null) return connected ? 'Healthy' : 'Unreachable'
+    const silent = this.ctx.clock.now() - entry.heardAt
+    if (silent > this.opts.failureTimeout) return 'Unreachable'
+    if (!connected && silent > this.opts.disconnectGrace) return 'Unreachable'
+    return entry.status.health === 'Unhealthy' ? 'Unhealthy' : 'Healthy'
+  }
+
+  /** Re-evaluates one host's health now (connection events call this) and emits a change. */
+  check (id: string): void {
+    if (!this.ctx.isMember(id)) return
+    const h = this.health(id)
+    if (this.lastHealth.get(id) !== h) {
+      this.lastHealth.set(id, h)
+      this.emit('health', id, h)
+    }
+  }
+
+  private publish (): void {
+    const pubsub = this.ctx.pubsub()
+    if (!this.running || pubsub == null || this.topic == null) return
+    const msg: HostStatus = { ...this.ctx.localStatus(), seq: ++this.seq, sentAt: BigInt(this.ctx.clock.now()) }
+    pubsub.publish(this.topic, HostStatus.encode(msg)).then(() => { this.counters.published++ }, (err: any) => {
+      this.ctx.log.debug({ err: String(err?.message ?? err) }, 'status publish failed')
+    })
+  }
+
+  private scheduleHeartbeat (delay: number): void {
+    this.heartbeat = this.ctx.clock.setTimeout(() => {
+      if (!this.running) return
+      this.publish()
+      this.scheduleHeartbeat(this.opts.statusInterval)
+    }, delay)
+  }
+
+  /** Health changes by silence have no event of their own: look a few times per heartbeat. */
+  private scheduleCheck (): void {
+    this.checker = this.ctx.clock.setTimeout(() => {
+      if (!this.running) return
+      for (const id of this.table.keys()) this.check(id)
+      this.scheduleCheck()
+    }, Math.max(50, Math.floor(this.opts.disconnectGrace / 4)))
+  }
+
+  private readonly validate = (_from: unknown, msg: Message): TopicValidatorResult => {
+    if (msg.type !== 'signed') return this.reject('unsigned')
+    const id = msg.from.toString()
+    if (!this.ctx.isMember(id)) return this.reject('not a member')
+    if (msg.data.length > MAX_STATUS_BYTES) return this.reject('too large')
+    let status: HostStatus
+    try {
+      status = HostStatus.decode(msg.data, { limits: { addrs: MAX_STATUS_ADDRS, failing: MAX_FAILING } })
+    } catch {
+      return this.reject('malformed')
+    }
+    const prev = this.table.get(id)
+    // Replays and reordered heartbeats carry an older seq: neither delivered nor forwarded.
+    if (prev != null && status.seq <= prev.status.seq) return TopicValidatorResult.Ignore
+    return TopicValidatorResult.Accept
+  }
+
+  private reject (why: string): TopicValidatorResult {
+    this.counters.rejected++
+    this.ctx.log.debug({ why }, 'status message rejected')
+    return TopicValidatorResult.Reject
+  }
+
+  private readonly onMessage = (evt: CustomEvent<Message>): void => {
+    const msg = evt.detail
+    if (msg.topic !== this.topic || msg.type !== 'signed') return
+    const id = msg.from.toString()
+    if (id === this.ctx.id || !this.ctx.isMember(id)) return
+    let status: HostStatus
+    try {
+      status = HostStatus.decode(msg.data, { limits: { addrs: MAX_STATUS_ADDRS, failing: MAX_FAILING } })
+    } catch {
+      return
+    }
+    const prev = this.table.get(id)
+    if (prev != null && status.seq <= prev.status.seq) return
+    this.counters.received++
+    this.table.set(id, { status, heardAt: this.ctx.clock.now() })
+    this.emit('status', id, status)
+    this.check(id)
+  }
+}
