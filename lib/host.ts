@@ -17,6 +17,7 @@ import { EdgelinkError, isEdgelinkError } from './errors.ts'
 import { DocumentService, type DocRecord } from './gossip/documents.ts'
 import { StatusService } from './gossip/status.ts'
 import type { HostStatus } from './gossip/gossip.ts'
+import { ElectionService } from './group/election-service.ts'
 import { checkRosterSuccession } from './group/leadership.ts'
 import { applyAssignments, authorize, checkClusterPlan, controlPlaneOf, EMPTY_SETTINGS, nodeRoleOf, parseCluster, parseSettings, workersOf, type ClusterDefinition, type GroupSettings, type MachinePool } from './group/state.ts'
 import { openRoster, sanitizeFacts, signRoster, MAX_MEMBER_ADDRS, type Facts, type MemberInfo, type RosterData, type SignedRosterData } from './group/roster.ts'
@@ -76,6 +77,7 @@ export class Host extends EventEmitter<HostEvents> {
   partitioned?: (peerId: string) => boolean
   private state: 'stopped' | 'starting' | 'started' | 'stopping' = 'stopped'
   private status?: StatusService
+  private elections?: ElectionService
   private docs?: DocumentService
   private freeDisk = 0
   private diskTimer?: ClockTimer
@@ -109,6 +111,7 @@ export class Host extends EventEmitter<HostEvents> {
       this.startGroupState()
       await this.docs!.start()
       this.status!.start()
+      await this.elections!.start(this.election)
       this.state = 'started'
       this.log.info({ addrs: this.advertised, linked: this.isLinked() }, 'host started')
       this.scheduleReconnect(0)
@@ -129,6 +132,7 @@ export class Host extends EventEmitter<HostEvents> {
     if (this.diskTimer != null) clock.clearTimeout(this.diskTimer)
     this.status?.stop()
     this.docs?.stop()
+    this.elections?.stop()
     for (const t of this.guests.values()) clock.clearTimeout(t)
     this.guests.clear()
     await this.mutex.run(async () => {
@@ -663,6 +667,26 @@ export class Host extends EventEmitter<HostEvents> {
       receiveRoster: async (bytes) => { await this.receiveRoster(bytes) }
     }, this.options.syncInterval)
     this.docs.on('doc', (rec) => { this.onDocument(rec) })
+    this.status.on('status', (id) => { this.elections?.heard(id) })
+    this.elections = new ElectionService({
+      ...base,
+      node: () => this.node,
+      roster: () => this.roster?.roster,
+      clusterExists: () => this.cluster() != null,
+      persist: async (state) => {
+        this.election = { ...(this.election ?? { leaderId: '', rosterVersion: 0 }), term: state.term, votedFor: state.votedFor }
+        await this.store!.putElection(this.election)
+      },
+      becomeLeader: async (term, votes) => {
+        await this.mutex.run(async () => {
+          const r = this.roster?.roster
+          if (r == null || r.term >= term) return
+          await this.commitRoster({ ...r, term, leader: this.id, version: r.version + 1, issuedAt: this.options.clock.now(), proof: { votes: votes as Array<Uint8Array<ArrayBuffer>>, clusterDelete: new Uint8Array(0) } })
+          this.log.info({ term }, 'this host leads the group now')
+        })
+      },
+      steppedDown: (term) => { if (this.generation || this.hasLiveToken()) this.stepDown(term) }
+    }, this.options)
   }
 
   /** This host's status as published to the group. */
@@ -710,6 +734,27 @@ export class Host extends EventEmitter<HostEvents> {
   private groupChanged (): void {
     this.status?.groupChanged()
     this.docs?.groupChanged()
+    this.elections?.rosterChanged()
+  }
+
+  /**
+   * Hands leadership to another member (this host must lead). Resolves once every term change is
+   * adopted here, i.e. `hostId` leads a new term.
+   */
+  async transferLeadership (hostId: string, options: AbortOptions = {}): Promise<void> {
+    this.assertStarted()
+    throwIfAborted(options.signal)
+    const r = this.requireGroup()
+    if (!r.members.some(m => m.id === hostId)) throw new EdgelinkError('UNKNOWN_HOST', `no host ${hostId} in this group`)
+    if (hostId === this.id) throw new EdgelinkError('INVALID_ARGUMENT', 'this host already leads')
+    if (!this.isLeader()) throw new EdgelinkError('NOT_LEADER', 'only the leader can hand over leadership')
+    await this.elections!.transfer(hostId, options.signal)
+    const end = Date.now() + this.options.requestTimeout
+    while (this.roster?.roster.leader !== hostId) {
+      if (Date.now() > end) throw new EdgelinkError('TIMEOUT', 'the new leader did not take over in time')
+      throwIfAborted(options.signal)
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
   }
 
   /** The group's settings (defaults until someone sets them). */
@@ -804,7 +849,7 @@ export class Host extends EventEmitter<HostEvents> {
       if (refusal != null) throw refusal
       const rec = await this.docs!.write('cluster', 'cluster', {}, { term: r.term, deleted: true })
       if (r.leader !== this.id) {
-        await this.commitRoster({ ...r, term: r.term + 1, version: r.version + 1, leader: this.id, issuedAt: this.options.clock.now(), proof: { votes: [], transfer: new Uint8Array(0), clusterDelete: rec.signed as Uint8Array<ArrayBuffer> } })
+        await this.commitRoster({ ...r, term: r.term + 1, version: r.version + 1, leader: this.id, issuedAt: this.options.clock.now(), proof: { votes: [], clusterDelete: rec.signed as Uint8Array<ArrayBuffer> } })
       }
     })
   }
@@ -828,6 +873,7 @@ export class Host extends EventEmitter<HostEvents> {
     if (rec.kind === 'settings') this.emit('settings', rec.body as GroupSettings)
     if (rec.kind !== 'cluster') return
     const cluster = this.cluster()
+    this.elections?.rosterChanged()
     this.emit('cluster', cluster)
     const role = nodeRoleOf(cluster, this.id)
     if (role !== this.lastNodeRole) {
@@ -897,7 +943,7 @@ export class Host extends EventEmitter<HostEvents> {
   /** Leader only: signs, stores (atomically with `token`), adopts and broadcasts a roster. */
   private async commitRoster (next: RosterData, token?: TokenRecord): Promise<void> {
     const signed = await signRoster(this.key, next)
-    const election: ElectionRecord = { term: next.term, leaderId: next.leader, rosterVersion: next.version, votedFor: this.election?.votedFor }
+    const election = this.electionRecord(next)
     await this.store!.putRoster(signed.bytes, election, token)
     const before = this.roster?.roster
     this.roster = signed
@@ -934,7 +980,7 @@ export class Host extends EventEmitter<HostEvents> {
       this.generation = false
       this.announceChanges(cur, undefined)
     }
-    const election: ElectionRecord = { term: next.term, leaderId: next.leader, rosterVersion: next.version, votedFor: this.election?.votedFor }
+    const election = this.electionRecord(next)
     await this.store!.putRoster(signed.bytes, election)
     const before = opts.replace && cur?.groupId !== next.groupId ? undefined : cur
     this.roster = signed
@@ -957,6 +1003,13 @@ export class Host extends EventEmitter<HostEvents> {
     for (const id of had) {
       if (!has.has(id)) this.emit('host:unlinked', { id, reason: 'removed from the roster' })
     }
+  }
+
+  /** Election metadata to store with a roster: the term never goes back and a vote is never lost. */
+  private electionRecord (next: RosterData): ElectionRecord {
+    const persisted = this.elections?.state ?? this.election
+    const term = Math.max(next.term, persisted?.term ?? 0)
+    return { term, leaderId: next.leader, rosterVersion: next.version, ...(persisted?.votedFor != null ? { votedFor: persisted.votedFor } : {}) }
   }
 
   /** This host is no longer leader (a newer term has another): its tokens die with its term. */

@@ -74,6 +74,15 @@ export interface HostOptions {
    * @default 1_000
    */
   disconnectGrace?: number
+  /**
+   * With no cluster, followers elect a new leader after it was silent this long (each wait drawn
+   * in [min, max]); a voter that heard from the leader within `min` refuses to vote. Must be
+   * several status intervals, or a busy leader gets deposed.
+   * @default 3_000
+   */
+  electionTimeoutMin?: number
+  /** @default 6_000 */
+  electionTimeoutMax?: number
   /** How often a host runs anti-entropy with one random member, in ms. @default 10_000 */
   syncInterval?: number
   /** Free disk below this many bytes makes the host report itself `Unhealthy` (check `disk`). @default 256 MiB */
@@ -107,6 +116,8 @@ export const DEFAULTS = {
   failureTimeout: 3_500,
   disconnectGrace: 1_000,
   syncInterval: 10_000,
+  electionTimeoutMin: 3_000,
+  electionTimeoutMax: 6_000,
   minFreeDisk: 256 * 1024 * 1024
 } as const
 
@@ -124,7 +135,9 @@ export const PRESETS = {
     statusInterval: 250,
     failureTimeout: 1_500,
     disconnectGrace: 400,
-    syncInterval: 1_000
+    syncInterval: 1_000,
+    electionTimeoutMin: 1_000,
+    electionTimeoutMax: 2_000
   } satisfies Partial<HostOptions>
 }
 
@@ -167,6 +180,8 @@ export function resolveOptions (options: HostOptions, version: string): Resolved
     failureTimeout: positive('failureTimeout', options.failureTimeout, DEFAULTS.failureTimeout),
     disconnectGrace: positive('disconnectGrace', options.disconnectGrace, DEFAULTS.disconnectGrace),
     syncInterval: positive('syncInterval', options.syncInterval, DEFAULTS.syncInterval),
+    electionTimeoutMin: positive('electionTimeoutMin', options.electionTimeoutMin, DEFAULTS.electionTimeoutMin),
+    electionTimeoutMax: positive('electionTimeoutMax', options.electionTimeoutMax, DEFAULTS.electionTimeoutMax),
     minFreeDisk: options.minFreeDisk ?? DEFAULTS.minFreeDisk,
     clock: options.clock ?? systemClock,
     logger: options.logger ?? silent,

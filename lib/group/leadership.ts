@@ -2,35 +2,27 @@ import { peerIdFromMultihash, peerIdFromString } from '@libp2p/peer-id'
 import * as Digest from 'multiformats/hashes/digest'
 import type { PrivateKey } from '@libp2p/interface'
 import { EdgelinkError } from '../errors.ts'
-import { SignedTransfer, SignedVote, Transfer, Vote, type LeaderProof } from '../link/link.ts'
+import { SignedVote, Vote, type LeaderProof } from '../link/link.ts'
+import { quorum } from './election.ts'
 import { concat } from '../util.ts'
 import type { RosterData } from './roster.ts'
 
 /**
  * Evidence that a host leads a term, and the rule every member applies before it accepts a roster
  * from a new leader. A roster of a higher term is accepted only with one of:
- * - votes for (group, term, leader) signed by a strict majority of the members the receiver knows;
- * - a transfer for (group, term, to = leader) signed by the leader of the receiver's roster;
+ * - votes for (group, term, leader) signed by a strict majority of the members the receiver knows
+ *   (an election, or a hand-over: the old leader's certificate is its vote for the new one);
  * - the leader's own, valid deletion of the cluster (the host where a delete runs becomes leader).
  */
 const VOTE_DOMAIN = new TextEncoder().encode('edgelink/vote/v1')
-const TRANSFER_DOMAIN = new TextEncoder().encode('edgelink/transfer/v1')
 
 const mh = (id: string): Uint8Array<ArrayBuffer> => peerIdFromString(id).toMultihash().bytes as Uint8Array<ArrayBuffer>
 const idOf = (b: Uint8Array): string => peerIdFromMultihash(Digest.decode(b)).toString()
-
-export function quorum (members: number): number { return Math.floor(members / 2) + 1 }
 
 export async function signVote (key: PrivateKey, groupId: string, term: number, candidate: string, voter: string): Promise<Uint8Array> {
   const vote = Vote.encode({ groupId: Buffer.from(groupId, 'hex') as Uint8Array<ArrayBuffer>, term: BigInt(term), candidate: mh(candidate), voter: mh(voter) })
   const signature = await key.sign(concat(VOTE_DOMAIN, vote))
   return SignedVote.encode({ vote, signature: signature as Uint8Array<ArrayBuffer> })
-}
-
-export async function signTransfer (key: PrivateKey, groupId: string, term: number, from: string, to: string): Promise<Uint8Array> {
-  const transfer = Transfer.encode({ groupId: Buffer.from(groupId, 'hex') as Uint8Array<ArrayBuffer>, term: BigInt(term), from: mh(from), to: mh(to) })
-  const signature = await key.sign(concat(TRANSFER_DOMAIN, transfer))
-  return SignedTransfer.encode({ transfer, signature: signature as Uint8Array<ArrayBuffer> })
 }
 
 /** The voters whose valid signed votes for (group, term, candidate) are in `votes`. */
@@ -48,19 +40,6 @@ export async function validVoters (votes: Uint8Array[], groupId: string, term: n
     }
   }
   return voters
-}
-
-/** Opens a signed transfer; undefined unless well-formed and signed by its `from`. */
-export async function openTransfer (bytes: Uint8Array): Promise<{ groupId: string, term: number, from: string, to: string } | undefined> {
-  try {
-    const st = SignedTransfer.decode(bytes)
-    const t = Transfer.decode(st.transfer)
-    const from = peerIdFromMultihash(Digest.decode(t.from))
-    if (from.publicKey == null || !(await from.publicKey.verify(concat(TRANSFER_DOMAIN, st.transfer), st.signature))) return undefined
-    return { groupId: Buffer.from(t.groupId).toString('hex'), term: Number(t.term), from: from.toString(), to: idOf(t.to) }
-  } catch {
-    return undefined
-  }
 }
 
 /**
@@ -88,11 +67,6 @@ export async function checkRosterSuccession (
     const counted = known.filter(id => voters.has(id)).length
     if (counted >= quorum(known.length)) return undefined
     return new EdgelinkError('NOT_LEADER', `${counted} valid votes of ${known.length} members is not a majority`)
-  }
-  if (proof.transfer.length > 0) {
-    const t = await openTransfer(proof.transfer)
-    if (t != null && t.groupId === next.groupId && t.term === next.term && t.to === next.leader && t.from === cur.leader && t.term === cur.term + 1) return undefined
-    return new EdgelinkError('NOT_LEADER', 'the transfer is not signed by the leader this host knows')
   }
   if (proof.clusterDelete.length > 0) {
     if (await clusterDeleteOk(proof.clusterDelete, next.leader)) return undefined

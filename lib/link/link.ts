@@ -1005,11 +1005,6 @@ export namespace Roster {
     value: Uint8Array
   }
 
-  export interface RosterProofTransferFieldEvent {
-    field: '$.proof.transfer'
-    value: Uint8Array
-  }
-
   export interface RosterProofClusterDeleteFieldEvent {
     field: '$.proof.clusterDelete'
     value: Uint8Array
@@ -1023,14 +1018,13 @@ export namespace Roster {
     return decodeMessage(buf, Roster.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Roster>): Generator<RosterGroupIdFieldEvent | RosterVersionFieldEvent | RosterTermFieldEvent | RosterLeaderFieldEvent | RosterMembersIdFieldEvent | RosterMembersAddrsFieldEvent | RosterMembersFactsNameFieldEvent | RosterMembersFactsHostnameFieldEvent | RosterMembersFactsOsFieldEvent | RosterMembersFactsArchFieldEvent | RosterMembersFactsCpusFieldEvent | RosterMembersFactsMemoryFieldEvent | RosterMembersFactsApiPortFieldEvent | RosterMembersFactsVersionFieldEvent | RosterMembersJoinedAtFieldEvent | RosterRemovedFieldEvent | RosterIssuedAtFieldEvent | RosterProofVotesFieldEvent | RosterProofTransferFieldEvent | RosterProofClusterDeleteFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Roster>): Generator<RosterGroupIdFieldEvent | RosterVersionFieldEvent | RosterTermFieldEvent | RosterLeaderFieldEvent | RosterMembersIdFieldEvent | RosterMembersAddrsFieldEvent | RosterMembersFactsNameFieldEvent | RosterMembersFactsHostnameFieldEvent | RosterMembersFactsOsFieldEvent | RosterMembersFactsArchFieldEvent | RosterMembersFactsCpusFieldEvent | RosterMembersFactsMemoryFieldEvent | RosterMembersFactsApiPortFieldEvent | RosterMembersFactsVersionFieldEvent | RosterMembersJoinedAtFieldEvent | RosterRemovedFieldEvent | RosterIssuedAtFieldEvent | RosterProofVotesFieldEvent | RosterProofClusterDeleteFieldEvent> {
     return streamMessage(buf, Roster.codec(), opts)
   }
 }
 
 export interface LeaderProof {
   votes: Uint8Array[]
-  transfer: Uint8Array
   clusterDelete: Uint8Array
 }
 
@@ -1051,13 +1045,8 @@ export namespace LeaderProof {
           }
         }
 
-        if ((obj.transfer != null && obj.transfer.byteLength > 0)) {
-          w.uint32(18)
-          w.bytes(obj.transfer)
-        }
-
         if ((obj.clusterDelete != null && obj.clusterDelete.byteLength > 0)) {
-          w.uint32(26)
+          w.uint32(18)
           w.bytes(obj.clusterDelete)
         }
 
@@ -1067,7 +1056,6 @@ export namespace LeaderProof {
       }, (reader, length, opts = {}) => {
         const obj: any = {
           votes: [],
-          transfer: uint8ArrayAlloc(0),
           clusterDelete: uint8ArrayAlloc(0)
         }
 
@@ -1086,10 +1074,6 @@ export namespace LeaderProof {
               break
             }
             case 2: {
-              obj.transfer = reader.bytes()
-              break
-            }
-            case 3: {
               obj.clusterDelete = reader.bytes()
               break
             }
@@ -1129,13 +1113,6 @@ export namespace LeaderProof {
             }
             case 2: {
               yield {
-                field: `${prefix}.transfer`,
-                value: reader.bytes()
-              }
-              break
-            }
-            case 3: {
-              yield {
                 field: `${prefix}.clusterDelete`,
                 value: reader.bytes()
               }
@@ -1159,11 +1136,6 @@ export namespace LeaderProof {
     value: Uint8Array
   }
 
-  export interface LeaderProofTransferFieldEvent {
-    field: '$.transfer'
-    value: Uint8Array
-  }
-
   export interface LeaderProofClusterDeleteFieldEvent {
     field: '$.clusterDelete'
     value: Uint8Array
@@ -1177,7 +1149,7 @@ export namespace LeaderProof {
     return decodeMessage(buf, LeaderProof.codec(), opts)
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LeaderProof>): Generator<LeaderProofVotesFieldEvent | LeaderProofTransferFieldEvent | LeaderProofClusterDeleteFieldEvent> {
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<LeaderProof>): Generator<LeaderProofVotesFieldEvent | LeaderProofClusterDeleteFieldEvent> {
     return streamMessage(buf, LeaderProof.codec(), opts)
   }
 }
@@ -1452,19 +1424,23 @@ export namespace SignedVote {
   }
 }
 
-export interface Transfer {
+export interface ElectionRequest {
   groupId: Uint8Array
   term: bigint
-  from: Uint8Array
-  to: Uint8Array
+  candidate: Uint8Array
+  rosterTerm: bigint
+  rosterVersion: bigint
+  transferFrom: Uint8Array
+  transferVote: Uint8Array
+  transfer: boolean
 }
 
-export namespace Transfer {
-  let _codec: Codec<Transfer>
+export namespace ElectionRequest {
+  let _codec: Codec<ElectionRequest>
 
-  export const codec = (): Codec<Transfer> => {
+  export const codec = (): Codec<ElectionRequest> => {
     if (_codec == null) {
-      _codec = message<Transfer>((obj, w, opts = {}) => {
+      _codec = message<ElectionRequest>((obj, w, opts = {}) => {
         if (opts.lengthDelimited !== false) {
           w.fork()
         }
@@ -1479,14 +1455,34 @@ export namespace Transfer {
           w.uint64(obj.term)
         }
 
-        if ((obj.from != null && obj.from.byteLength > 0)) {
+        if ((obj.candidate != null && obj.candidate.byteLength > 0)) {
           w.uint32(26)
-          w.bytes(obj.from)
+          w.bytes(obj.candidate)
         }
 
-        if ((obj.to != null && obj.to.byteLength > 0)) {
-          w.uint32(34)
-          w.bytes(obj.to)
+        if ((obj.rosterTerm != null && obj.rosterTerm !== 0n)) {
+          w.uint32(32)
+          w.uint64(obj.rosterTerm)
+        }
+
+        if ((obj.rosterVersion != null && obj.rosterVersion !== 0n)) {
+          w.uint32(40)
+          w.uint64(obj.rosterVersion)
+        }
+
+        if ((obj.transferFrom != null && obj.transferFrom.byteLength > 0)) {
+          w.uint32(50)
+          w.bytes(obj.transferFrom)
+        }
+
+        if ((obj.transferVote != null && obj.transferVote.byteLength > 0)) {
+          w.uint32(58)
+          w.bytes(obj.transferVote)
+        }
+
+        if ((obj.transfer != null && obj.transfer !== false)) {
+          w.uint32(64)
+          w.bool(obj.transfer)
         }
 
         if (opts.lengthDelimited !== false) {
@@ -1496,8 +1492,12 @@ export namespace Transfer {
         const obj: any = {
           groupId: uint8ArrayAlloc(0),
           term: 0n,
-          from: uint8ArrayAlloc(0),
-          to: uint8ArrayAlloc(0)
+          candidate: uint8ArrayAlloc(0),
+          rosterTerm: 0n,
+          rosterVersion: 0n,
+          transferFrom: uint8ArrayAlloc(0),
+          transferVote: uint8ArrayAlloc(0),
+          transfer: false
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -1515,11 +1515,27 @@ export namespace Transfer {
               break
             }
             case 3: {
-              obj.from = reader.bytes()
+              obj.candidate = reader.bytes()
               break
             }
             case 4: {
-              obj.to = reader.bytes()
+              obj.rosterTerm = reader.uint64()
+              break
+            }
+            case 5: {
+              obj.rosterVersion = reader.uint64()
+              break
+            }
+            case 6: {
+              obj.transferFrom = reader.bytes()
+              break
+            }
+            case 7: {
+              obj.transferVote = reader.bytes()
+              break
+            }
+            case 8: {
+              obj.transfer = reader.bool()
               break
             }
             default: {
@@ -1553,15 +1569,43 @@ export namespace Transfer {
             }
             case 3: {
               yield {
-                field: `${prefix}.from`,
+                field: `${prefix}.candidate`,
                 value: reader.bytes()
               }
               break
             }
             case 4: {
               yield {
-                field: `${prefix}.to`,
+                field: `${prefix}.rosterTerm`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 5: {
+              yield {
+                field: `${prefix}.rosterVersion`,
+                value: reader.uint64()
+              }
+              break
+            }
+            case 6: {
+              yield {
+                field: `${prefix}.transferFrom`,
                 value: reader.bytes()
+              }
+              break
+            }
+            case 7: {
+              yield {
+                field: `${prefix}.transferVote`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 8: {
+              yield {
+                field: `${prefix}.transfer`,
+                value: reader.bool()
               }
               break
             }
@@ -1577,62 +1621,94 @@ export namespace Transfer {
     return _codec
   }
 
-  export interface TransferGroupIdFieldEvent {
+  export interface ElectionRequestGroupIdFieldEvent {
     field: '$.groupId'
     value: Uint8Array
   }
 
-  export interface TransferTermFieldEvent {
+  export interface ElectionRequestTermFieldEvent {
     field: '$.term'
     value: bigint
   }
 
-  export interface TransferFromFieldEvent {
-    field: '$.from'
+  export interface ElectionRequestCandidateFieldEvent {
+    field: '$.candidate'
     value: Uint8Array
   }
 
-  export interface TransferToFieldEvent {
-    field: '$.to'
+  export interface ElectionRequestRosterTermFieldEvent {
+    field: '$.rosterTerm'
+    value: bigint
+  }
+
+  export interface ElectionRequestRosterVersionFieldEvent {
+    field: '$.rosterVersion'
+    value: bigint
+  }
+
+  export interface ElectionRequestTransferFromFieldEvent {
+    field: '$.transferFrom'
     value: Uint8Array
   }
 
-  export function encode (obj: Partial<Transfer>): Uint8Array {
-    return encodeMessage(obj, Transfer.codec())
+  export interface ElectionRequestTransferVoteFieldEvent {
+    field: '$.transferVote'
+    value: Uint8Array
   }
 
-  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Transfer>): Transfer {
-    return decodeMessage(buf, Transfer.codec(), opts)
+  export interface ElectionRequestTransferFieldEvent {
+    field: '$.transfer'
+    value: boolean
   }
 
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<Transfer>): Generator<TransferGroupIdFieldEvent | TransferTermFieldEvent | TransferFromFieldEvent | TransferToFieldEvent> {
-    return streamMessage(buf, Transfer.codec(), opts)
+  export function encode (obj: Partial<ElectionRequest>): Uint8Array {
+    return encodeMessage(obj, ElectionRequest.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ElectionRequest>): ElectionRequest {
+    return decodeMessage(buf, ElectionRequest.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ElectionRequest>): Generator<ElectionRequestGroupIdFieldEvent | ElectionRequestTermFieldEvent | ElectionRequestCandidateFieldEvent | ElectionRequestRosterTermFieldEvent | ElectionRequestRosterVersionFieldEvent | ElectionRequestTransferFromFieldEvent | ElectionRequestTransferVoteFieldEvent | ElectionRequestTransferFieldEvent> {
+    return streamMessage(buf, ElectionRequest.codec(), opts)
   }
 }
 
-export interface SignedTransfer {
-  transfer: Uint8Array
-  signature: Uint8Array
+export interface ElectionReply {
+  term: bigint
+  granted: boolean
+  reason: string
+  vote: Uint8Array
 }
 
-export namespace SignedTransfer {
-  let _codec: Codec<SignedTransfer>
+export namespace ElectionReply {
+  let _codec: Codec<ElectionReply>
 
-  export const codec = (): Codec<SignedTransfer> => {
+  export const codec = (): Codec<ElectionReply> => {
     if (_codec == null) {
-      _codec = message<SignedTransfer>((obj, w, opts = {}) => {
+      _codec = message<ElectionReply>((obj, w, opts = {}) => {
         if (opts.lengthDelimited !== false) {
           w.fork()
         }
 
-        if ((obj.transfer != null && obj.transfer.byteLength > 0)) {
-          w.uint32(10)
-          w.bytes(obj.transfer)
+        if ((obj.term != null && obj.term !== 0n)) {
+          w.uint32(8)
+          w.uint64(obj.term)
         }
 
-        if ((obj.signature != null && obj.signature.byteLength > 0)) {
-          w.uint32(18)
-          w.bytes(obj.signature)
+        if ((obj.granted != null && obj.granted !== false)) {
+          w.uint32(16)
+          w.bool(obj.granted)
+        }
+
+        if ((obj.reason != null && obj.reason !== '')) {
+          w.uint32(26)
+          w.string(obj.reason)
+        }
+
+        if ((obj.vote != null && obj.vote.byteLength > 0)) {
+          w.uint32(34)
+          w.bytes(obj.vote)
         }
 
         if (opts.lengthDelimited !== false) {
@@ -1640,8 +1716,10 @@ export namespace SignedTransfer {
         }
       }, (reader, length, opts = {}) => {
         const obj: any = {
-          transfer: uint8ArrayAlloc(0),
-          signature: uint8ArrayAlloc(0)
+          term: 0n,
+          granted: false,
+          reason: '',
+          vote: uint8ArrayAlloc(0)
         }
 
         const end = length == null ? reader.len : reader.pos + length
@@ -1651,11 +1729,19 @@ export namespace SignedTransfer {
 
           switch (tag >>> 3) {
             case 1: {
-              obj.transfer = reader.bytes()
+              obj.term = reader.uint64()
               break
             }
             case 2: {
-              obj.signature = reader.bytes()
+              obj.granted = reader.bool()
+              break
+            }
+            case 3: {
+              obj.reason = reader.string()
+              break
+            }
+            case 4: {
+              obj.vote = reader.bytes()
               break
             }
             default: {
@@ -1675,14 +1761,28 @@ export namespace SignedTransfer {
           switch (tag >>> 3) {
             case 1: {
               yield {
-                field: `${prefix}.transfer`,
-                value: reader.bytes()
+                field: `${prefix}.term`,
+                value: reader.uint64()
               }
               break
             }
             case 2: {
               yield {
-                field: `${prefix}.signature`,
+                field: `${prefix}.granted`,
+                value: reader.bool()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.reason`,
+                value: reader.string()
+              }
+              break
+            }
+            case 4: {
+              yield {
+                field: `${prefix}.vote`,
                 value: reader.bytes()
               }
               break
@@ -1699,26 +1799,36 @@ export namespace SignedTransfer {
     return _codec
   }
 
-  export interface SignedTransferTransferFieldEvent {
-    field: '$.transfer'
+  export interface ElectionReplyTermFieldEvent {
+    field: '$.term'
+    value: bigint
+  }
+
+  export interface ElectionReplyGrantedFieldEvent {
+    field: '$.granted'
+    value: boolean
+  }
+
+  export interface ElectionReplyReasonFieldEvent {
+    field: '$.reason'
+    value: string
+  }
+
+  export interface ElectionReplyVoteFieldEvent {
+    field: '$.vote'
     value: Uint8Array
   }
 
-  export interface SignedTransferSignatureFieldEvent {
-    field: '$.signature'
-    value: Uint8Array
+  export function encode (obj: Partial<ElectionReply>): Uint8Array {
+    return encodeMessage(obj, ElectionReply.codec())
   }
 
-  export function encode (obj: Partial<SignedTransfer>): Uint8Array {
-    return encodeMessage(obj, SignedTransfer.codec())
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ElectionReply>): ElectionReply {
+    return decodeMessage(buf, ElectionReply.codec(), opts)
   }
 
-  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SignedTransfer>): SignedTransfer {
-    return decodeMessage(buf, SignedTransfer.codec(), opts)
-  }
-
-  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SignedTransfer>): Generator<SignedTransferTransferFieldEvent | SignedTransferSignatureFieldEvent> {
-    return streamMessage(buf, SignedTransfer.codec(), opts)
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<ElectionReply>): Generator<ElectionReplyTermFieldEvent | ElectionReplyGrantedFieldEvent | ElectionReplyReasonFieldEvent | ElectionReplyVoteFieldEvent> {
+    return streamMessage(buf, ElectionReply.codec(), opts)
   }
 }
 
