@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
-import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { peerIdFromMultihash, peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import * as Digest from 'multiformats/hashes/digest'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
@@ -22,8 +23,8 @@ import { checkRosterSuccession } from './group/leadership.ts'
 import { applyAssignments, authorize, checkClusterPlan, controlPlaneOf, EMPTY_SETTINGS, nodeRoleOf, parseCluster, parseSettings, workersOf, type ClusterDefinition, type GroupSettings, type MachinePool } from './group/state.ts'
 import { openRoster, sanitizeFacts, signRoster, MAX_MEMBER_ADDRS, type Facts, type MemberInfo, type RosterData, type SignedRosterData } from './group/roster.ts'
 import { loadOrCreateIdentity } from './identity.ts'
-import { JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, SignedRoster } from './link/link.ts'
-import { JOIN_PROTOCOL, LEAVE_PROTOCOL, ROSTER_PROTOCOL, refusal, refuse, requestStream, rosterStream } from './link/protocol.ts'
+import { AdmitRequest, AdmitResponse, JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, SignedRoster } from './link/link.ts'
+import { ADMIT_PROTOCOL, JOIN_PROTOCOL, LEAVE_PROTOCOL, ROSTER_PROTOCOL, refusal, refuse, requestStream, rosterStream } from './link/protocol.ts'
 import { computeProof, decodeToken, encodeToken, newId, newOtp, proofKey, verifyProof, type DecodedToken } from './link/token.ts'
 import { resolveOptions, type HostOptions, type ResolvedOptions } from './options.ts'
 import { Store, type ElectionRecord, type TokenRecord } from './store/index.ts'
@@ -248,7 +249,9 @@ export class Host extends EventEmitter<HostEvents> {
     throwIfAborted(options.signal)
     return await this.mutex.run(async () => {
       if (this.roster == null) await this.createGroup()
-      if (!this.isLeader()) throw new EdgelinkError('NOT_LEADER', 'only the leader can generate link tokens')
+      if (!this.mayIssueTokens()) {
+        throw new EdgelinkError(this.cluster() != null ? 'NOT_CONTROL_PLANE' : 'NOT_LEADER', this.cluster() != null ? 'only control-plane hosts can generate link tokens' : 'only the leader can generate link tokens')
+      }
       this.generation = true
       const now = this.options.clock.now()
       if (options.fresh !== true && this.current != null && isLive(this.current.record, now)) {
@@ -321,7 +324,7 @@ export class Host extends EventEmitter<HostEvents> {
   private rotate (): void {
     if (!this.generation || this.state !== 'started') return
     this.mutex.run(async () => {
-      if (!this.generation || !this.isLeader()) return
+      if (!this.generation || !this.mayIssueTokens()) return
       if (this.current != null && isLive(this.current.record, this.options.clock.now())) return
       this.makeCurrent(await this.issueToken())
     }).catch(err => { this.log.warn({ err: String(err) }, 'token rotation failed') })
@@ -424,7 +427,8 @@ export class Host extends EventEmitter<HostEvents> {
       if (res.roster == null) throw new EdgelinkError('PROTOCOL_ERROR', 'the leader sent no roster')
       const signed = await openRoster(SignedRoster.encode(res.roster))
       const r = signed.roster
-      if (r.leader !== leader.toString() || r.groupId !== hex(body.groupId) || !r.members.some(m => m.id === this.id)) {
+      // With a cluster the issuer may be a control-plane host rather than the roster's signer.
+      if (!r.members.some(m => m.id === leader.toString()) || r.groupId !== hex(body.groupId) || !r.members.some(m => m.id === this.id)) {
         throw new EdgelinkError('PROTOCOL_ERROR', 'the leader sent a roster for another group')
       }
       return signed
@@ -500,7 +504,7 @@ export class Host extends EventEmitter<HostEvents> {
       this.log.info({ peer: id, code }, 'join refused')
       return refuse(new EdgelinkError(code, message))
     }
-    if (!this.isLeader()) return fail('NOT_LEADER', 'this host is not the leader')
+    if (!this.mayIssueTokens()) return fail('NOT_LEADER', 'this host is not the leader')
     const record = this.tokens.get(hex(req.tokenId))
     const now = this.options.clock.now()
     if (record == null) return fail('TOKEN_UNKNOWN')
@@ -532,13 +536,29 @@ export class Host extends EventEmitter<HostEvents> {
       const from = ipPortOf(conn.remoteAddr)
       if (from != null) addrs = [ipPort(from.ip, from.port)]
     }
+    const member: MemberInfo = { id, addrs, facts: sanitizeFacts(req.facts), joinedAt: now }
     record.used = true
     record.usedBy = id
+    if (!this.isLeader()) {
+      // A control-plane host issued this token: the roster's leader adds the member and signs.
+      let signed: SignedRosterData
+      try {
+        signed = await this.proposeMember(member)
+      } catch (err) {
+        record.used = false
+        delete record.usedBy
+        return fail(isEdgelinkError(err) ? err.code : 'LEADER_UNREACHABLE', isEdgelinkError(err) ? err.message : 'the group\'s leader could not be reached')
+      }
+      await this.store!.putToken(record)
+      await this.adoptRoster(signed)
+      if (this.current?.record === record) this.rotate()
+      return { code: '', message: '', roster: SignedRoster.decode(signed.bytes) }
+    }
     const r = this.roster!.roster
     const next: RosterData = {
       ...r,
       version: r.version + 1,
-      members: [...r.members, { id, addrs, facts: sanitizeFacts(req.facts), joinedAt: now }],
+      members: [...r.members, member],
       removed: r.removed.filter(x => x !== id),
       issuedAt: now
     }
@@ -546,6 +566,70 @@ export class Host extends EventEmitter<HostEvents> {
     if (this.current?.record === record) this.rotate()
     this.log.info({ peer: id, version: next.version }, 'host linked')
     return { code: '', message: '', roster: SignedRoster.decode(this.roster!.bytes) }
+  }
+
+  /** Before a cluster the leader issues tokens; with one, every control-plane host does. */
+  private mayIssueTokens (): boolean {
+    const cluster = this.cluster()
+    if (cluster != null) return controlPlaneOf(cluster).includes(this.id)
+    return this.isLeader()
+  }
+
+  /** Asks the roster's leader to add a member this control-plane host admitted. */
+  private async proposeMember (member: MemberInfo): Promise<SignedRosterData> {
+    const r = this.roster!.roster
+    const signal = withTimeout(this.options.requestTimeout)
+    const stream = await this.node!.dialProtocol(peerIdFromString(r.leader), ADMIT_PROTOCOL, { signal })
+    try {
+      const pb = requestStream(stream)
+      await pb.write({
+        member: { id: peerIdFromString(member.id).toMultihash().bytes as Uint8Array<ArrayBuffer>, addrs: member.addrs.map(a => multiaddr(a).bytes as Uint8Array<ArrayBuffer>), facts: member.facts, joinedAt: BigInt(member.joinedAt) }
+      }, AdmitRequest, { signal })
+      const res = await pb.read(AdmitResponse, { signal })
+      await stream.close({ signal }).catch(() => {})
+      const refused = refusal(res)
+      if (refused != null) throw refused
+      if (res.roster == null) throw new EdgelinkError('PROTOCOL_ERROR', 'the leader sent no roster')
+      const signed = await openRoster(SignedRoster.encode(res.roster))
+      if (signed.roster.groupId !== r.groupId || !signed.roster.members.some(m => m.id === member.id)) throw new EdgelinkError('PROTOCOL_ERROR', 'the leader sent a roster without the new member')
+      return signed
+    } catch (err) {
+      stream.abort(err as Error)
+      throw err
+    }
+  }
+
+  /** The roster's leader adds a member admitted by a control-plane host of the cluster. */
+  private async onAdmit (stream: Stream, conn: Connection): Promise<void> {
+    const signal = withTimeout(this.options.requestTimeout)
+    const pb = requestStream(stream)
+    try {
+      const from = conn.remotePeer.toString()
+      const req = await pb.read(AdmitRequest, { signal, limits: { member: { addrs: MAX_MEMBER_ADDRS } } } as any)
+      const res = await this.mutex.run(async (): Promise<AdmitResponse> => {
+        const cluster = this.cluster()
+        if (!this.isLeader()) return refuse(new EdgelinkError('NOT_LEADER'))
+        if (cluster == null || !controlPlaneOf(cluster).includes(from)) return refuse(new EdgelinkError('NOT_CONTROL_PLANE', 'only control-plane hosts may add members'))
+        const m = req.member
+        if (m == null) return refuse(new EdgelinkError('PROTOCOL_ERROR', 'no member'))
+        let member: MemberInfo
+        try {
+          member = { id: peerIdFromMultihash(Digest.decode(m.id)).toString(), addrs: m.addrs.map(a => multiaddr(a).toString()), facts: sanitizeFacts(m.facts), joinedAt: Number(m.joinedAt) }
+        } catch {
+          return refuse(new EdgelinkError('PROTOCOL_ERROR', 'malformed member'))
+        }
+        const r = this.roster!.roster
+        if (!r.members.some(x => x.id === member.id)) {
+          await this.commitRoster({ ...r, version: r.version + 1, members: [...r.members, member], removed: r.removed.filter(x => x !== member.id), issuedAt: this.options.clock.now() })
+          this.log.info({ peer: member.id, by: from }, 'host linked through a control-plane host')
+        }
+        return { code: '', message: '', roster: SignedRoster.decode(this.roster!.bytes) }
+      })
+      await pb.write(res, AdmitResponse, { signal })
+      await stream.close({ signal })
+    } catch (err: any) {
+      stream.abort(err)
+    }
   }
 
   // ---------------------------------------------------------------- unlinking
@@ -1107,7 +1191,7 @@ export class Host extends EventEmitter<HostEvents> {
     if (this.partitioned?.(id) === true) return false
     if (this.isMember(id)) return true
     if (direction === 'out') return this.pinnedLeader === id || (this.isLeader() && this.isTombstoned(id))
-    if (!this.isLeader()) return false
+    if (!this.mayIssueTokens()) return false
     if (this.guests.size >= this.options.maxGuests) return false
     return this.hasLiveToken() || this.isTombstoned(id)
   }
@@ -1230,6 +1314,7 @@ export class Host extends EventEmitter<HostEvents> {
     }).then(async node => {
       await node.handle(JOIN_PROTOCOL, (s, c) => { void this.onJoin(s, c) }, { maxInboundStreams: 4 })
       await node.handle(LEAVE_PROTOCOL, (s, c) => { void this.onLeave(s, c) }, { maxInboundStreams: 4 })
+      await node.handle(ADMIT_PROTOCOL, (s, c) => { void this.onAdmit(s, c) }, { maxInboundStreams: 8 })
       await node.handle(ROSTER_PROTOCOL, (s, c) => { void this.onRoster(s, c) }, { maxInboundStreams: 8, maxOutboundStreams: 8 })
       node.addEventListener('connection:open', (e) => { this.onConnectionOpen(e.detail) })
       node.addEventListener('connection:close', (e) => { this.onConnectionClose(e.detail) })

@@ -158,8 +158,14 @@ describe('group state over gossip (real libp2p over loopback)', function () {
       await f1.updateSettings(['values.by=cp'])
       await waitFor(() => f3.settings().values.by === 'cp', 5_000, 'cp settings')
       expect((await rejection(async () => await f3.updateSettings(['values.by=worker']))).code).to.equal('NOT_CONTROL_PLANE')
-      // ... and the leader of the roster, not being special any more, is no exception to the rule.
       expect(leader.hosts().find(r => r.id === leader.id)?.nodeRole).to.equal('init')
+      // Every control-plane host may issue link tokens; a worker may not.
+      expect((await rejection(async () => await f3.generateLinkToken())).code).to.equal('NOT_CONTROL_PLANE')
+      const newcomer = await bed.host()
+      await newcomer.link((await f2.generateLinkToken()).token)
+      await waitFor(() => [leader, f1, f2, f3, newcomer].every(h => h.hosts().length === 5), 5_000, 'newcomer everywhere')
+      expect(newcomer.hosts().find(r => r.id === newcomer.id)?.status).to.equal('Ready')
+      expect(leader.rosterData()!.leader).to.equal(leader.id)
     })
 
     it('deleting the cluster returns every host to Ready, still linked, and the deleter leads', async () => {

@@ -2544,3 +2544,284 @@ export namespace LeaveResponse {
     return streamMessage(buf, LeaveResponse.codec(), opts)
   }
 }
+
+export interface AdmitRequest {
+  member?: Member
+}
+
+export namespace AdmitRequest {
+  let _codec: Codec<AdmitRequest>
+
+  export const codec = (): Codec<AdmitRequest> => {
+    if (_codec == null) {
+      _codec = message<AdmitRequest>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if (obj.member != null) {
+          w.uint32(10)
+          Member.codec().encode(obj.member, w)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {}
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.member = Member.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.member
+              })
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield * Member.codec().stream(reader, reader.uint32(), `${prefix}.member`, {
+                limits: opts.limits?.member
+              })
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface AdmitRequestMemberIdFieldEvent {
+    field: '$.member.id'
+    value: Uint8Array
+  }
+
+  export interface AdmitRequestMemberAddrsFieldEvent {
+    field: '$.member.addrs[]'
+    index: number
+    value: Uint8Array
+  }
+
+  export interface AdmitRequestMemberFactsNameFieldEvent {
+    field: '$.member.facts.name'
+    value: string
+  }
+
+  export interface AdmitRequestMemberFactsHostnameFieldEvent {
+    field: '$.member.facts.hostname'
+    value: string
+  }
+
+  export interface AdmitRequestMemberFactsOsFieldEvent {
+    field: '$.member.facts.os'
+    value: string
+  }
+
+  export interface AdmitRequestMemberFactsArchFieldEvent {
+    field: '$.member.facts.arch'
+    value: string
+  }
+
+  export interface AdmitRequestMemberFactsCpusFieldEvent {
+    field: '$.member.facts.cpus'
+    value: number
+  }
+
+  export interface AdmitRequestMemberFactsMemoryFieldEvent {
+    field: '$.member.facts.memory'
+    value: bigint
+  }
+
+  export interface AdmitRequestMemberFactsApiPortFieldEvent {
+    field: '$.member.facts.apiPort'
+    value: number
+  }
+
+  export interface AdmitRequestMemberFactsVersionFieldEvent {
+    field: '$.member.facts.version'
+    value: string
+  }
+
+  export interface AdmitRequestMemberJoinedAtFieldEvent {
+    field: '$.member.joinedAt'
+    value: bigint
+  }
+
+  export function encode (obj: Partial<AdmitRequest>): Uint8Array {
+    return encodeMessage(obj, AdmitRequest.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AdmitRequest>): AdmitRequest {
+    return decodeMessage(buf, AdmitRequest.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AdmitRequest>): Generator<AdmitRequestMemberIdFieldEvent | AdmitRequestMemberAddrsFieldEvent | AdmitRequestMemberFactsNameFieldEvent | AdmitRequestMemberFactsHostnameFieldEvent | AdmitRequestMemberFactsOsFieldEvent | AdmitRequestMemberFactsArchFieldEvent | AdmitRequestMemberFactsCpusFieldEvent | AdmitRequestMemberFactsMemoryFieldEvent | AdmitRequestMemberFactsApiPortFieldEvent | AdmitRequestMemberFactsVersionFieldEvent | AdmitRequestMemberJoinedAtFieldEvent> {
+    return streamMessage(buf, AdmitRequest.codec(), opts)
+  }
+}
+
+export interface AdmitResponse {
+  code: string
+  message: string
+  roster?: SignedRoster
+}
+
+export namespace AdmitResponse {
+  let _codec: Codec<AdmitResponse>
+
+  export const codec = (): Codec<AdmitResponse> => {
+    if (_codec == null) {
+      _codec = message<AdmitResponse>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.code != null && obj.code !== '')) {
+          w.uint32(10)
+          w.string(obj.code)
+        }
+
+        if ((obj.message != null && obj.message !== '')) {
+          w.uint32(18)
+          w.string(obj.message)
+        }
+
+        if (obj.roster != null) {
+          w.uint32(26)
+          SignedRoster.codec().encode(obj.roster, w)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          code: '',
+          message: ''
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.code = reader.string()
+              break
+            }
+            case 2: {
+              obj.message = reader.string()
+              break
+            }
+            case 3: {
+              obj.roster = SignedRoster.codec().decode(reader, reader.uint32(), {
+                limits: opts.limits?.roster
+              })
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.code`,
+                value: reader.string()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.message`,
+                value: reader.string()
+              }
+              break
+            }
+            case 3: {
+              yield * SignedRoster.codec().stream(reader, reader.uint32(), `${prefix}.roster`, {
+                limits: opts.limits?.roster
+              })
+
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface AdmitResponseCodeFieldEvent {
+    field: '$.code'
+    value: string
+  }
+
+  export interface AdmitResponseMessageFieldEvent {
+    field: '$.message'
+    value: string
+  }
+
+  export interface AdmitResponseRosterRosterFieldEvent {
+    field: '$.roster.roster'
+    value: Uint8Array
+  }
+
+  export interface AdmitResponseRosterSignatureFieldEvent {
+    field: '$.roster.signature'
+    value: Uint8Array
+  }
+
+  export function encode (obj: Partial<AdmitResponse>): Uint8Array {
+    return encodeMessage(obj, AdmitResponse.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AdmitResponse>): AdmitResponse {
+    return decodeMessage(buf, AdmitResponse.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<AdmitResponse>): Generator<AdmitResponseCodeFieldEvent | AdmitResponseMessageFieldEvent | AdmitResponseRosterRosterFieldEvent | AdmitResponseRosterSignatureFieldEvent> {
+    return streamMessage(buf, AdmitResponse.codec(), opts)
+  }
+}

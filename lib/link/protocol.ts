@@ -2,12 +2,13 @@ import { lpStream, pbStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import { EdgelinkError, isErrorCode } from '../errors.ts'
 import { MAX_ROSTER_BYTES } from '../group/roster.ts'
-import { JoinResponse, LeaveResponse } from './link.ts'
+import type { AdmitResponse, JoinResponse, LeaveResponse } from './link.ts'
 
 /** Protocol ids. A new incompatible version gets a new id; old ids keep their meaning. */
 export const JOIN_PROTOCOL = '/edgelink/link/join/1.0.0'
 export const LEAVE_PROTOCOL = '/edgelink/link/leave/1.0.0'
 export const ROSTER_PROTOCOL = '/edgelink/link/roster/1.0.0'
+export const ADMIT_PROTOCOL = '/edgelink/link/admit/1.0.0'
 
 /** Largest join/leave message; a join request is well under 4 KiB. */
 export const MAX_REQUEST_BYTES = 64 * 1024
@@ -21,7 +22,7 @@ export function rosterStream (stream: Stream): ReturnType<typeof lpStream<Stream
 }
 
 /** Turns a refusal carried in a response into the error the caller throws. */
-export function refusal (res: JoinResponse | LeaveResponse): EdgelinkError | undefined {
+export function refusal (res: JoinResponse | LeaveResponse | AdmitResponse): EdgelinkError | undefined {
   if (res.code === '') return undefined
   const code = isErrorCode(res.code) ? res.code : 'PROTOCOL_ERROR'
   return new EdgelinkError(code, res.message.slice(0, 500) || undefined)
