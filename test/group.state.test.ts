@@ -1,6 +1,7 @@
 import { expect } from 'chai'
 import type { GossipSub } from '@libp2p/gossipsub'
-import { peerIdFromString } from '@libp2p/peer-id'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { docsTopic } from '../lib/gossip/documents.ts'
 import { Document, SignedDocument } from '../lib/gossip/gossip.ts'
 import { concat } from '../lib/util.ts'
@@ -9,7 +10,7 @@ import { rejection, Testbed, waitFor } from './helpers.ts'
 import { createHash } from 'node:crypto'
 
 /** Signs a settings document as `host` would, without the local authority check: a crafted peer. */
-async function craftSettings (host: Host, body: object, version: number, term: number, opts: { breakSignature?: boolean } = {}): Promise<Uint8Array> {
+async function craftSettings (host: { id: string }, body: object, version: number, term: number, opts: { breakSignature?: boolean } = {}): Promise<Uint8Array> {
   const json = Buffer.from(JSON.stringify(body))
   const doc = Document.encode({
     kind: 'settings', id: 'group', version: BigInt(version), term: BigInt(term),
@@ -90,6 +91,10 @@ describe('group state over gossip (real libp2p over loopback)', function () {
       await gossip(f1, await craftSettings(f1, { values: { v: 'evil' } }, 10, 1))
       // A document claiming the leader as author but with a broken signature.
       await gossip(f1, await craftSettings(leader, { values: { v: 'forged' } }, 11, 1, { breakSignature: true }))
+      // A document by a host that is not a member at all, relayed by a member.
+      const strangerKey = await generateKeyPair('Ed25519')
+      const stranger = { id: peerIdFromPrivateKey(strangerKey).toString(), key: strangerKey }
+      await gossip(f1, await craftSettings(stranger, { values: { v: 'stranger' } }, 12, 1))
       // A replay of the leader's genuine first version.
       const v1 = (leader as any).docs.get('settings', 'group')
       expect(v1.version).to.equal(2)
@@ -97,7 +102,7 @@ describe('group state over gossip (real libp2p over loopback)', function () {
       await settle(600)
       for (const h of [leader, f2]) expect(h.settings().values.v).to.equal('2')
       // The leader is always connected to f1, so it saw (and rejected, not forwarded) all three.
-      expect((leader as any).docs.counters.rejected).to.be.at.least(2)
+      expect((leader as any).docs.counters.rejected).to.be.at.least(3)
     })
 
     it('anti-entropy: a host that was down gets every update made meanwhile', async () => {
