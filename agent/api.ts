@@ -6,17 +6,20 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Server } from 'node:http'
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest, type FastifyServerFactory, type FastifyBaseLogger } from 'fastify'
-import { ERROR_TABLE, isEdgelinkError, VERSION, type Host } from '../lib/index.ts'
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory, type FastifyBaseLogger } from 'fastify'
+import { EdgelinkError, ERROR_TABLE, isEdgelinkError, VERSION, type Host, type HostRow } from '../lib/index.ts'
+import type { GroupSettings } from '../lib/index.ts'
 
-/** Request bodies are a token at most (a few hundred bytes); anything near this is not ours. */
+/** Request bodies are a token or a cluster plan (a few KiB at most); anything near this is not ours. */
 export const BODY_LIMIT = 64 * 1024
+/** Settings may carry CA certificates and SSH keys: PEM bundles of some KiB each. */
+export const SETTINGS_BODY_LIMIT = 1024 * 1024
 
 /** Codes the agent adds to the library's table, for failures that happen before the library is called. */
 export const AGENT_ERRORS = {
   UNAUTHORIZED: { http: 401, summary: 'missing or wrong bearer token (see api.json in the data dir)' },
   NOT_FOUND: { http: 404, summary: 'no such route' },
-  PAYLOAD_TOO_LARGE: { http: 413, summary: `request body is larger than ${BODY_LIMIT} bytes` },
+  PAYLOAD_TOO_LARGE: { http: 413, summary: `request body is too large (at most ${BODY_LIMIT} bytes, ${SETTINGS_BODY_LIMIT} for settings)` },
   UNSUPPORTED_MEDIA_TYPE: { http: 415, summary: 'request bodies must be application/json' },
   INTERNAL: { http: 500, summary: 'internal error' }
 } as const
@@ -81,6 +84,9 @@ export function buildApi (host: Host, options: ApiOptions): FastifyInstance {
     // Request lines would log at info on every CLI call; errors are logged by the handler below.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
+    // Validate, never repair: fastify's defaults would turn 42 into "42", "a" into ["a"] and drop
+    // unknown keys, so a wrong body would change settings instead of being refused.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
     ...(server != null ? { serverFactory: ((handler) => { server.on('request', handler); return server }) satisfies FastifyServerFactory<Server> } : {})
   })
   const secretDigest = createHash('sha256').update(options.secret).digest()
@@ -140,14 +146,131 @@ export function buildApi (host: Host, options: ApiOptions): FastifyInstance {
 
   app.get('/v1/edgelink/status', async () => status(host))
 
+  app.get('/v1/edgelink/settings', async () => host.settings())
+
+  app.put<{ Body: GroupSettings }>('/v1/edgelink/settings', { schema: { body: SETTINGS_BODY }, bodyLimit: SETTINGS_BODY_LIMIT },
+    async (req, reply) => await host.updateSettings(req.body, { signal: untilGone(reply) }))
+
+  app.patch<{ Body: { set: string[] } }>('/v1/edgelink/settings', { schema: { body: ASSIGNMENTS_BODY }, bodyLimit: SETTINGS_BODY_LIMIT },
+    async (req, reply) => await host.updateSettings(req.body.set, { signal: untilGone(reply) }))
+
+  app.get('/v1/edgelink/cluster', async () => {
+    const cluster = host.cluster()
+    if (cluster == null) throw new EdgelinkError('NO_CLUSTER')
+    return cluster
+  })
+
+  app.post<{ Body: ClusterSpec }>('/v1/edgelink/cluster', { schema: { body: CLUSTER_BODY } }, async (req, reply) => {
+    const cluster = await host.createCluster(req.body, { signal: untilGone(reply) })
+    void reply.code(201)
+    return cluster
+  })
+
+  app.patch<{ Body: ClusterChange }>('/v1/edgelink/cluster', { schema: { body: SCALE_BODY } },
+    async (req, reply) => await host.scaleCluster(req.body, { signal: untilGone(reply) }))
+
+  app.delete('/v1/edgelink/cluster', async (_req, reply) => {
+    const name = host.cluster()?.name ?? null
+    await host.deleteCluster({ signal: untilGone(reply) })
+    return { deleted: name }
+  })
+
+  app.post<{ Body: { hostId: string } }>('/v1/edgelink/leader/transfer', { schema: { body: TRANSFER_BODY } }, async (req, reply) => {
+    await host.transferLeadership(req.body.hostId, { signal: untilGone(reply) })
+    return host.hosts()
+  })
+
   return app
+}
+
+/** Aborts the library call when the client hangs up before the answer (Ctrl-C on the CLI). */
+function untilGone (reply: FastifyReply): AbortSignal {
+  const ac = new AbortController()
+  reply.raw.once('close', () => { if (!reply.raw.writableFinished) ac.abort(new EdgelinkError('ABORTED', 'the client went away')) })
+  return ac.signal
+}
+
+// Body schemas. Fastify validates before the route runs, so a bad body is a 400 INVALID_ARGUMENT
+// that changes nothing. Bounds follow the library's own (lib/group/state.ts): 64 KiB strings,
+// 1024 entries per list or map; the library checks again, these only fail earlier and cheaper.
+const TEXT = { type: 'string', maxLength: 64 * 1024 } as const
+const LIST = { type: 'array', items: TEXT, maxItems: 1024 } as const
+const MAP = { type: 'object', additionalProperties: TEXT, propertyNames: { maxLength: 256 }, maxProperties: 1024 } as const
+/** A host id: a peer id (52 characters for Ed25519). */
+const ID = { type: 'string', minLength: 1, maxLength: 128 } as const
+const IDS = { type: 'array', items: ID, maxItems: 1024 } as const
+
+const SETTINGS_PROPERTIES = {
+  ntpServers: LIST,
+  httpProxy: TEXT,
+  httpsProxy: TEXT,
+  noProxy: LIST,
+  caCertificates: LIST,
+  sshKeys: LIST,
+  registryMirror: TEXT,
+  values: MAP
+} satisfies Record<keyof GroupSettings, object>
+
+/** PUT replaces: every key, nothing else. */
+const SETTINGS_BODY = {
+  type: 'object',
+  properties: SETTINGS_PROPERTIES,
+  required: Object.keys(SETTINGS_PROPERTIES),
+  additionalProperties: false
+}
+
+/** PATCH: `KEY=VALUE` assignments, as `edgelink settings set` takes them; the library parses them. */
+const ASSIGNMENTS_BODY = {
+  type: 'object',
+  properties: { set: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 * 1024 + 256 }, minItems: 1, maxItems: 1024 } },
+  required: ['set'],
+  additionalProperties: false
+}
+
+type ClusterSpec = Parameters<Host['createCluster']>[0]
+type ClusterChange = Parameters<Host['scaleCluster']>[0]
+
+const CLUSTER_BODY = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 253 },
+    controlPlane: { ...IDS, minItems: 1 },
+    workers: IDS,
+    vip: { type: 'string', maxLength: 64 },
+    profile: TEXT,
+    variables: MAP,
+    labels: MAP,
+    taints: LIST
+  } satisfies Record<keyof ClusterSpec, object>,
+  required: ['name', 'controlPlane'],
+  additionalProperties: false
+}
+
+const SCALE_BODY = {
+  type: 'object',
+  properties: { addWorkers: IDS, addControlPlane: IDS, remove: IDS } satisfies Record<keyof ClusterChange, object>,
+  minProperties: 1,
+  additionalProperties: false
+}
+
+const TRANSFER_BODY = {
+  type: 'object',
+  properties: { hostId: ID },
+  required: ['hostId'],
+  additionalProperties: false
 }
 
 export interface AgentStatus {
   id: string
   groupId: string | null
-  /** null while this host is in no group. */
+  /** As in the hosts table: with a cluster, every control-plane host is a leader. null while in no group. */
   role: 'leader' | 'follower' | null
+  /** This host's role in the cluster; `unknown` while it is in none. */
+  nodeRole: HostRow['nodeRole']
+  /** Name of the group's cluster, null while there is none. */
+  cluster: string | null
+  /** As the group sees this host; null while it is in no group (the library reports health per member). */
+  health: HostRow['health'] | null
   linked: boolean
   tokenGeneration: boolean
   addrs: string[]
@@ -156,10 +279,14 @@ export interface AgentStatus {
 
 function status (host: Host): AgentStatus {
   const groupId = host.groupId ?? null
+  const self = host.hosts().find(r => r.self)
   return {
     id: host.id,
     groupId,
-    role: groupId == null ? null : host.isLeader() ? 'leader' : 'follower',
+    role: self?.role ?? (groupId == null ? null : host.isLeader() ? 'leader' : 'follower'),
+    nodeRole: self?.nodeRole ?? 'unknown',
+    cluster: host.cluster()?.name ?? null,
+    health: self?.health ?? null,
     linked: host.isLinked(),
     tokenGeneration: host.tokenGeneration,
     addrs: host.started ? host.multiaddrs.map(String) : [],

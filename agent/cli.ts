@@ -6,11 +6,13 @@
  * its API and start fast.
  */
 import { realpathSync } from 'node:fs'
-import { Argument, Command, CommanderError } from 'commander'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import type { HostRow } from '../lib/types.ts'
 import { VERSION } from '../lib/version.ts'
 import { AgentClient, CliError } from './client.ts'
 import { option, type AgentConfig } from './config.ts'
-import { hostsTable, json, linkedSummary, startBanner } from './output.ts'
+import { clusterSummary, hostsTable, json, linkedSummary, settingsTable, startBanner, statusLines, watchHeader } from './output.ts'
 
 const EXAMPLES = {
   agent: `
@@ -33,14 +35,84 @@ Examples:
   hosts: `
 Examples:
   $ edgelink hosts
-  $ edgelink hosts --json | jq '.[] | {id, role, health}'`
+  $ edgelink hosts --json | jq '.[] | {id, role, health}'
+  $ edgelink hosts --watch --interval 1000   # redraws in place on a terminal; Ctrl-C stops
+  $ edgelink hosts --watch --json >> log     # one JSON array per line`,
+  settingsGet: `
+Examples:
+  $ edgelink settings get
+  $ edgelink settings get --json | jq .ntpServers`,
+  settingsSet: `
+Keys: ntpServers, noProxy, caCertificates, sshKeys (comma-separated lists), httpProxy, httpsProxy,
+registryMirror, values.KEY (free-form). An empty value clears the key. Only the leader may set
+settings, or, while a cluster exists, any of its control-plane hosts. An unknown key or a bad
+value exits 1 with INVALID_ARGUMENT and changes nothing.
+
+Examples:
+  $ edgelink settings set ntpServers=10.0.0.1,10.0.0.2 httpProxy=http://proxy:3128
+  $ edgelink settings set values.site=north noProxy=`,
+  clusterCreate: `
+The control plane needs an odd number of hosts and must include this host (the leader); every
+host must be linked, Ready and Healthy. IDs may be the tails \`edgelink hosts\` shows.
+
+Examples:
+  $ edgelink cluster create --name edge-a --control-plane …3f9aQx2LmN7p
+  $ edgelink cluster create --name edge-a --control-plane h1id,h2id,h3id --worker h4id --vip 10.0.0.100`,
+  clusterShow: `
+Examples:
+  $ edgelink cluster show
+  $ edgelink cluster show --json | jq '.pools[].hosts'`,
+  clusterScale: `
+The control plane must stay odd. Removed hosts are Ready again.
+
+Examples:
+  $ edgelink cluster scale --add-worker …Qx2LmN7p
+  $ edgelink cluster scale --remove …Qx2LmN7p --add-control-plane h4id,h5id`,
+  clusterDelete: `
+Every host becomes Ready again, still linked, and this host becomes the group's single leader.
+
+Examples:
+  $ edgelink cluster delete`,
+  leaderTransfer: `
+Run it on the leader; HOST_ID must be another member of the group. Exits 0 once HOST_ID leads.
+
+Examples:
+  $ edgelink leader transfer …3f9aQx2LmN7p`,
+  status: `
+Examples:
+  $ edgelink status
+  $ edgelink status --json | jq -r .role`
 }
 
-interface Io { out: (s: string) => void, err: (s: string) => void }
+interface Io {
+  out: (s: string) => void
+  err: (s: string) => void
+  /** True when stdout is a terminal: `hosts --watch` redraws in place instead of appending. */
+  isTTY?: boolean
+}
 
 const stdio: Io = {
   out: s => { process.stdout.write(s) },
-  err: s => { process.stderr.write(s) }
+  err: s => { process.stderr.write(s) },
+  isTTY: process.stdout.isTTY === true
+}
+
+/** Repeatable and comma-separated: `--worker a,b --worker c` is a, b, c. */
+function commaList (value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(',').map(s => s.trim()).filter(s => s !== '')]
+}
+
+/** Repeatable `KEY=VALUE` into a map. */
+function keyValue (value: string, previous: Record<string, string> | undefined): Record<string, string> {
+  const eq = value.indexOf('=')
+  if (eq <= 0) throw new InvalidArgumentError(`expected KEY=VALUE, got "${value}"`)
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) }
+}
+
+function milliseconds (value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 100 || n > 3_600_000) throw new InvalidArgumentError('expected whole milliseconds between 100 and 3600000')
+  return n
 }
 
 export function buildProgram (io: Io = stdio): Command {
@@ -114,34 +186,202 @@ Start \`edgelink agent\` on every host, run \`edgelink token\` on the one that s
     .description('unlink a follower: on the leader any follower, on a follower only itself')
     .argument('<host-id>', 'host id (or its unique tail, as `edgelink hosts` shows it)')
     .addOption(option('dataDir'))
+    .option('--json', 'print the LinkStatus')
     .addHelpText('after', EXAMPLES.unlink)
-    .action(async (hostId: string, opts: { dataDir: string }) => {
+    .action(async (hostId: string, opts: { dataDir: string, json?: boolean }) => {
       const client = await AgentClient.open(opts.dataDir)
-      const id = await resolveHostId(client, hostId)
+      const [[id]] = await resolveHostIds(client, [hostId])
       const status = await client.unlink(id)
-      io.out(`Unlinked ${id}. ${status.peers.length} host${status.peers.length === 1 ? '' : 's'} left in the group.\n`)
+      if (opts.json === true) io.out(json(status))
+      else io.out(`Unlinked ${id}. ${status.peers.length} host${status.peers.length === 1 ? '' : 's'} left in the group.\n`)
     })
 
   program.command('hosts')
     .description('show the Linked Edge Hosts table')
     .addOption(option('dataDir'))
-    .option('--json', 'print the rows as the API returns them')
+    .option('--json', 'print the rows as the API returns them (with --watch: one JSON array per line)')
+    .option('--watch', 'poll and redraw until Ctrl-C (clears the screen on a terminal, appends on a pipe)')
+    .addOption(new Option('--interval <ms>', 'poll interval for --watch').argParser(milliseconds).default(2000))
     .addHelpText('after', EXAMPLES.hosts)
-    .action(async (opts: { dataDir: string, json?: boolean }) => {
-      const rows = await (await AgentClient.open(opts.dataDir)).hosts()
+    .action(async (opts: { dataDir: string, json?: boolean, watch?: boolean, interval: number }) => {
+      const client = await AgentClient.open(opts.dataDir)
+      if (opts.watch === true) {
+        await watchHosts(client, opts.interval, opts.json === true, io)
+        return
+      }
+      const rows = await client.hosts()
       io.out(opts.json === true ? json(rows) : hostsTable(rows))
+    })
+
+  const settings = program.command('settings')
+    .description('show or change the group\'s host settings (NTP, proxies, CA certificates, SSH keys, registry mirror, values)')
+  settings.command('get')
+    .description('show the group\'s settings')
+    .addOption(option('dataDir'))
+    .option('--json', 'print the settings object')
+    .addHelpText('after', EXAMPLES.settingsGet)
+    .action(async (opts: { dataDir: string, json?: boolean }) => {
+      const s = await (await AgentClient.open(opts.dataDir)).settings()
+      io.out(opts.json === true ? json(s) : settingsTable(s))
+    })
+  settings.command('set')
+    .description('change settings for the whole group and print the result')
+    .argument('<assignments...>', 'KEY=VALUE pairs')
+    .addOption(option('dataDir'))
+    .option('--json', 'print the resulting settings object')
+    .addHelpText('after', EXAMPLES.settingsSet)
+    .action(async (assignments: string[], opts: { dataDir: string, json?: boolean }) => {
+      const s = await (await AgentClient.open(opts.dataDir)).setSettings(assignments)
+      io.out(opts.json === true ? json(s) : settingsTable(s))
+    })
+
+  const cluster = program.command('cluster')
+    .description('create, show, scale or delete the group\'s cluster (edgelink assigns roles; it does not install Kubernetes)')
+  cluster.command('create')
+    .description('create the cluster from linked, Ready hosts (on the leader)')
+    .requiredOption('--name <name>', 'cluster name: lowercase letters, digits and dashes')
+    .requiredOption('--control-plane <ids>', 'control-plane host IDs, comma-separated or repeated (an odd number, this host among them)', commaList)
+    .option('--worker <ids>', 'worker host IDs, comma-separated or repeated', commaList)
+    .option('--vip <ip>', 'control-plane endpoint (virtual IP)')
+    .option('--profile <profile>', 'cluster profile name, for the agent that provisions the cluster')
+    .option('--variable <key=value>', 'profile variable (repeatable)', keyValue)
+    .option('--label <key=value>', 'node label for every host (repeatable)', keyValue)
+    .option('--taint <taint>', 'taint for the control-plane hosts, comma-separated or repeated', commaList)
+    .addOption(option('dataDir'))
+    .option('--json', 'print the cluster definition')
+    .addHelpText('after', EXAMPLES.clusterCreate)
+    .action(async (opts: { name: string, controlPlane: string[], worker?: string[], vip?: string, profile?: string, variable?: Record<string, string>, label?: Record<string, string>, taint?: string[], dataDir: string, json?: boolean }) => {
+      const client = await AgentClient.open(opts.dataDir)
+      const [controlPlane, workers] = await resolveHostIds(client, opts.controlPlane, opts.worker ?? [])
+      const c = await client.createCluster({
+        name: opts.name,
+        controlPlane,
+        ...(workers.length > 0 ? { workers } : {}),
+        ...(opts.vip != null ? { vip: opts.vip } : {}),
+        ...(opts.profile != null ? { profile: opts.profile } : {}),
+        ...(opts.variable != null ? { variables: opts.variable } : {}),
+        ...(opts.label != null ? { labels: opts.label } : {}),
+        ...(opts.taint != null ? { taints: opts.taint } : {})
+      })
+      io.out(opts.json === true ? json(c) : clusterSummary(c, await client.hosts()))
+    })
+  cluster.command('show')
+    .description('show the cluster and its hosts (exits 1 with NO_CLUSTER when there is none)')
+    .addOption(option('dataDir'))
+    .option('--json', 'print the cluster definition')
+    .addHelpText('after', EXAMPLES.clusterShow)
+    .action(async (opts: { dataDir: string, json?: boolean }) => {
+      const client = await AgentClient.open(opts.dataDir)
+      const c = await client.cluster()
+      io.out(opts.json === true ? json(c) : clusterSummary(c, await client.hosts()))
+    })
+  cluster.command('scale')
+    .description('add hosts to or remove hosts from the cluster (on a control-plane host)')
+    .option('--add-worker <ids>', 'hosts to add as workers, comma-separated or repeated', commaList)
+    .option('--add-control-plane <ids>', 'hosts to add to the control plane, comma-separated or repeated', commaList)
+    .option('--remove <ids>', 'hosts to take out of the cluster, comma-separated or repeated', commaList)
+    .addOption(option('dataDir'))
+    .option('--json', 'print the new cluster definition')
+    .addHelpText('after', EXAMPLES.clusterScale)
+    .action(async (opts: { addWorker?: string[], addControlPlane?: string[], remove?: string[], dataDir: string, json?: boolean }, cmd: Command) => {
+      if (opts.addWorker == null && opts.addControlPlane == null && opts.remove == null) {
+        cmd.error('error: give at least one of --add-worker, --add-control-plane, --remove')
+      }
+      const client = await AgentClient.open(opts.dataDir)
+      const [addWorkers, addControlPlane, remove] = await resolveHostIds(client, opts.addWorker ?? [], opts.addControlPlane ?? [], opts.remove ?? [])
+      const c = await client.scaleCluster({
+        ...(addWorkers.length > 0 ? { addWorkers } : {}),
+        ...(addControlPlane.length > 0 ? { addControlPlane } : {}),
+        ...(remove.length > 0 ? { remove } : {})
+      })
+      io.out(opts.json === true ? json(c) : clusterSummary(c, await client.hosts()))
+    })
+  cluster.command('delete')
+    .description('delete the cluster (on a control-plane host): all hosts Ready, this host leads')
+    .addOption(option('dataDir'))
+    .option('--json', 'print { deleted: <name> }')
+    .addHelpText('after', EXAMPLES.clusterDelete)
+    .action(async (opts: { dataDir: string, json?: boolean }) => {
+      const res = await (await AgentClient.open(opts.dataDir)).deleteCluster()
+      io.out(opts.json === true ? json(res) : `Cluster ${res.deleted ?? ''} deleted. Every host is Ready; this host leads the group.\n`)
+    })
+
+  program.command('leader')
+    .description('hand the group\'s leadership to another host')
+    .command('transfer')
+    .description('make HOST_ID the leader (run on the leader)')
+    .argument('<host-id>', 'host id (or its unique tail, as `edgelink hosts` shows it)')
+    .addOption(option('dataDir'))
+    .option('--json', 'print the hosts rows after the transfer')
+    .addHelpText('after', EXAMPLES.leaderTransfer)
+    .action(async (hostId: string, opts: { dataDir: string, json?: boolean }) => {
+      const client = await AgentClient.open(opts.dataDir)
+      const [[id]] = await resolveHostIds(client, [hostId])
+      const rows = await client.transferLeadership(id)
+      io.out(opts.json === true ? json(rows) : `Leadership transferred to ${id}.\n`)
+    })
+
+  program.command('status')
+    .description('summarise this host: id, group, role, node role, cluster, health, token generation, addresses, version')
+    .addOption(option('dataDir'))
+    .option('--json', 'print the status object')
+    .addHelpText('after', EXAMPLES.status)
+    .action(async (opts: { dataDir: string, json?: boolean }) => {
+      const st = await (await AgentClient.open(opts.dataDir)).status()
+      io.out(opts.json === true ? json(st) : statusLines(st))
     })
 
   return program
 }
 
-/** The table shows `…<tail>`; accept that (or any unique tail) for the full id. */
-async function resolveHostId (client: AgentClient, given: string): Promise<string> {
-  const tail = given.replace(/^…/, '')
+/**
+ * Every host-id argument goes through here: the table shows `…<tail>`, so a full id or any
+ * unique tail names a host. One hosts call for all the lists; an unmatched id passes through for
+ * the library to refuse (UNKNOWN_HOST), an ambiguous tail is refused here.
+ */
+async function resolveHostIds (client: AgentClient, ...lists: string[][]): Promise<string[][]> {
+  if (lists.every(l => l.length === 0)) return lists
   const rows = await client.hosts()
-  if (rows.some(r => r.id === tail)) return tail
-  const matches = rows.filter(r => r.id.endsWith(tail))
-  return matches.length === 1 ? matches[0].id : tail
+  const one = (given: string): string => {
+    const tail = given.replace(/^…/, '')
+    if (tail === '' || rows.some(r => r.id === tail)) return tail
+    const matches = rows.filter(r => r.id.endsWith(tail))
+    if (matches.length > 1) throw new CliError(`"${given}" matches ${matches.length} hosts; give more of the ID`, 'INVALID_ARGUMENT')
+    return matches.length === 1 ? matches[0].id : tail
+  }
+  return lists.map(l => l.map(one))
+}
+
+/**
+ * `hosts --watch`: poll the API and redraw. Ctrl-C (or SIGTERM) ends it with exit 0. The first
+ * poll failing is an error like any command's; later failures (an agent restarting) are reported
+ * on stderr and polling goes on.
+ */
+async function watchHosts (client: AgentClient, interval: number, asJson: boolean, io: Io): Promise<void> {
+  const stop = new AbortController()
+  const onSignal = (): void => { stop.abort() }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    for (let first = true; !stop.signal.aborted; first = false) {
+      let rows: HostRow[] | undefined
+      try {
+        rows = await client.hosts(stop.signal)
+      } catch (err: any) {
+        if (stop.signal.aborted) break
+        if (first) throw err
+        io.err(`edgelink: ${String(err?.message ?? err)}${err?.code != null ? ` (${String(err.code)})` : ''}; still polling\n`)
+      }
+      if (rows != null) {
+        if (asJson) io.out(JSON.stringify(rows) + '\n')
+        else io.out(`${io.isTTY === true ? '\x1b[H\x1b[2J' : first ? '' : '\n'}${watchHeader(interval)}${hostsTable(rows)}`)
+      }
+      await sleep(interval, undefined, { signal: stop.signal }).catch(() => {})
+    }
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
 }
 
 async function runAgent (config: AgentConfig, io: Io): Promise<void> {

@@ -4,7 +4,8 @@
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { HostRow, LinkStatus, LinkToken } from '../lib/index.ts'
+import type { Host, HostRow, LinkStatus, LinkToken } from '../lib/index.ts'
+import type { ClusterDefinition, GroupSettings } from '../lib/index.ts'
 import type { AgentStatus } from './api.ts'
 import { API_FILE, type ApiFile } from './config.ts'
 
@@ -60,17 +61,49 @@ export class AgentClient {
     return await this.call('POST', `/v1/edge-mgmt/edgehosts/current/unlink?peerId=${encodeURIComponent(hostId)}`, undefined, LINK_TIMEOUT)
   }
 
-  async hosts (): Promise<HostRow[]> {
-    return await this.call('GET', '/v1/edgelink/hosts')
+  /** `signal` ends a `hosts --watch` poll early; the abort error is rethrown as it is. */
+  async hosts (signal?: AbortSignal): Promise<HostRow[]> {
+    return await this.call('GET', '/v1/edgelink/hosts', undefined, TIMEOUT, signal)
   }
 
   async status (): Promise<AgentStatus> {
     return await this.call('GET', '/v1/edgelink/status')
   }
 
-  private async call<T> (method: string, path: string, body?: unknown, timeout = TIMEOUT): Promise<T> {
+  async settings (): Promise<GroupSettings> {
+    return await this.call('GET', '/v1/edgelink/settings')
+  }
+
+  /** `KEY=VALUE` assignments; the agent's library parses and checks them. */
+  async setSettings (assignments: string[]): Promise<GroupSettings> {
+    return await this.call('PATCH', '/v1/edgelink/settings', { set: assignments })
+  }
+
+  async cluster (): Promise<ClusterDefinition> {
+    return await this.call('GET', '/v1/edgelink/cluster')
+  }
+
+  async createCluster (spec: Parameters<Host['createCluster']>[0]): Promise<ClusterDefinition> {
+    return await this.call('POST', '/v1/edgelink/cluster', spec)
+  }
+
+  async scaleCluster (change: Parameters<Host['scaleCluster']>[0]): Promise<ClusterDefinition> {
+    return await this.call('PATCH', '/v1/edgelink/cluster', change)
+  }
+
+  async deleteCluster (): Promise<{ deleted: string | null }> {
+    return await this.call('DELETE', '/v1/edgelink/cluster')
+  }
+
+  /** Waits for the group (a new term signed by the target), like linking. */
+  async transferLeadership (hostId: string): Promise<HostRow[]> {
+    return await this.call('POST', '/v1/edgelink/leader/transfer', { hostId }, LINK_TIMEOUT)
+  }
+
+  private async call<T> (method: string, path: string, body?: unknown, timeout = TIMEOUT, signal?: AbortSignal): Promise<T> {
     let res: Response
     try {
+      const timer = AbortSignal.timeout(timeout)
       res = await fetch(new URL(path, this.api.url), {
         method,
         headers: {
@@ -78,9 +111,10 @@ export class AgentClient {
           ...(body !== undefined ? { 'content-type': 'application/json' } : {})
         },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(timeout)
+        signal: signal != null ? AbortSignal.any([timer, signal]) : timer
       })
     } catch (err: any) {
+      if (signal?.aborted === true) throw err
       if (err?.name === 'TimeoutError') throw new CliError(`the agent did not answer within ${timeout / 1000}s`, 'TIMEOUT')
       // Connection refused or reset: api.json is left over from an agent that is gone.
       throw noAgent(this.dataDir)

@@ -24,4 +24,6 @@ export { decodeToken, TOKEN_PREFIX, type DecodedToken, type LinkTokenBody } from
 export type { HostRow, LinkStatus, LinkState, LinkToken, HostEvents } from './types.ts'
 export type { Logger } from './logger.ts'
 export type { RosterData, MemberInfo } from './group/roster.ts'
+export type { GroupSettings, ClusterDefinition, MachinePool, NodeRole } from './group/state.ts'
+export type { Health } from './gossip/status.ts'
 export { VERSION } from './version.ts'

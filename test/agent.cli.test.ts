@@ -8,15 +8,7 @@ import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { waitFor } from './helpers.ts'
-import { AgentProc, cleanEnv, cli, Fleet, ROOT, run, waitForGroup } from './agent.procs.ts'
-
-/** Exit 1 with exactly one stderr line `edgelink: <message> (<CODE>)`. */
-function expectRefusal (r: { code: number | null, stderr: string }, code: string): void {
-  const lines = r.stderr.trim().split('\n')
-  expect(r.code, r.stderr).to.equal(1)
-  expect(lines, r.stderr).to.have.length(1)
-  expect(lines[0]).to.match(new RegExp(`^edgelink: .+ \\(${code}\\)$`))
-}
+import { AgentProc, cleanEnv, cli, expectRefusal, Fleet, ROOT, run, waitForGroup } from './agent.procs.ts'
 
 describe('agent CLI: a group of real agent processes', function () {
   this.timeout(30_000)

@@ -7,6 +7,7 @@ import { readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { expect } from 'chai'
 import type { HostRow } from '../lib/index.ts'
 import { loopbackIp, tempDir, waitFor } from './helpers.ts'
 
@@ -25,6 +26,14 @@ export function cleanEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv
 }
 
 export interface Run { code: number | null, stdout: string, stderr: string }
+
+/** Exit 1 with exactly one stderr line `edgelink: <message> (<CODE>)`. */
+export function expectRefusal (r: { code: number | null, stderr: string }, code: string): void {
+  const lines = r.stderr.trim().split('\n')
+  expect(r.code, r.stderr).to.equal(1)
+  expect(lines, r.stderr).to.have.length(1)
+  expect(lines[0]).to.match(new RegExp(`^edgelink: .+ \\(${code}\\)$`))
+}
 
 /** Runs a program to completion; never rejects on a non-zero exit (tests assert the code). */
 export async function run (file: string, args: string[], env = cleanEnv(), timeout = 60_000): Promise<Run> {
