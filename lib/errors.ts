@@ -49,7 +49,14 @@ export const ERROR_TABLE = {
   HOST_NOT_READY: { http: 409, summary: 'the host is not Ready and healthy' },
   CLUSTER_EXISTS: { http: 409, summary: 'a cluster already exists in this group' },
   NO_CLUSTER: { http: 404, summary: 'no cluster exists in this group' },
-  TOO_LARGE: { http: 413, summary: 'the document is too large' }
+  TOO_LARGE: { http: 413, summary: 'the document is too large' },
+  // content store
+  CHUNK_CORRUPT: { http: 502, summary: 'a chunk does not match its SHA-256' },
+  CHUNK_MISSING: { http: 404, summary: 'the chunk is not in the local store' },
+  DISK_FULL: { http: 507, summary: 'the disk holding the content store is full' },
+  NOT_COMPLETE: { http: 409, summary: 'the content is not complete on this host' },
+  UNKNOWN_CONTENT: { http: 404, summary: 'no such content on this host' },
+  FILE_EXISTS: { http: 409, summary: 'the destination already exists' }
 } as const satisfies Record<string, { http: number, summary: string }>
 
 export type ErrorCode = keyof typeof ERROR_TABLE

@@ -29,9 +29,21 @@ export interface ElectionRecord {
 
 type Json = Record<string, any>
 
+/** A registered piece of content: its manifest exactly as signed, and who uploaded it. */
+export interface ContentRecord {
+  /** The manifest's canonical JSON (UTF-8 text); its SHA-256 is the content id. */
+  json: string
+  /** Host id of the uploader. */
+  uploader: string
+}
+
+/** Refcount changes of chunks: the new count of each chunk; 0 deletes the key. */
+export type ChunkRefs = Map<string, number>
+
 /**
  * LevelDB under `<dataDir>/db`: sublevels `meta` (schema version), `group` (signed roster),
- * `tokens` (hashed tokens), `election` and `docs` (signed group documents). All multi-key changes go through one atomic batch.
+ * `tokens` (hashed tokens), `election` and `docs` (signed group documents), and `content-manifests`,
+ * `content-have`, `content-refs` (the content store's metadata). All multi-key changes go through one atomic batch.
  */
 export class Store {
   private readonly db: Level<string, any>
@@ -40,6 +52,9 @@ export class Store {
   private readonly tokens
   private readonly election
   private readonly docs
+  private readonly contentManifests
+  private readonly contentHave
+  private readonly contentRefs
 
   private constructor (db: Level<string, any>) {
     this.db = db
@@ -48,6 +63,9 @@ export class Store {
     this.tokens = db.sublevel<string, TokenRecord>('tokens', { valueEncoding: 'json' })
     this.election = db.sublevel<string, ElectionRecord>('election', { valueEncoding: 'json' })
     this.docs = db.sublevel<string, Uint8Array>('docs', { valueEncoding: 'view' })
+    this.contentManifests = db.sublevel<string, ContentRecord>('content-manifests', { valueEncoding: 'json' })
+    this.contentHave = db.sublevel<string, Uint8Array>('content-have', { valueEncoding: 'view' })
+    this.contentRefs = db.sublevel<string, number>('content-refs', { valueEncoding: 'json' })
   }
 
   static async open (dataDir: string): Promise<Store> {
@@ -121,5 +139,62 @@ export class Store {
     return out
   }
 
+  // Content (see lib/content/store.ts). Sublevels `content-manifests` (id → manifest JSON and
+  // uploader), `content-have` (id → have-bitmap) and `content-refs` (chunk hash → how many
+  // registered manifests use it). Chunk bytes are files, never values here.
+
+  async getContent (id: string): Promise<ContentRecord | undefined> { return await this.contentManifests.get(id) }
+
+  async listContent (): Promise<Array<[string, ContentRecord]>> {
+    const out: Array<[string, ContentRecord]> = []
+    for await (const entry of this.contentManifests.iterator()) out.push(entry)
+    return out
+  }
+
+  async getHave (id: string): Promise<Uint8Array | undefined> { return await this.contentHave.get(id) }
+
+  /** Saves several have-bitmaps in one atomic batch. */
+  async putHaves (bitmaps: Array<[string, Uint8Array]>): Promise<void> {
+    if (bitmaps.length === 0) return
+    await this.contentHave.batch(bitmaps.map(([key, value]) => ({ type: 'put' as const, key, value })))
+  }
+
+  /** Reference counts of the given chunks (0 when unknown), in order. */
+  async getChunkRefs (hashes: string[]): Promise<number[]> {
+    const out: number[] = []
+    // getMany in slices: one call per million keys would hold every value at once twice over.
+    for (let i = 0; i < hashes.length; i += 10_000) {
+      const values = await this.contentRefs.getMany(hashes.slice(i, i + 10_000))
+      for (const v of values) out.push(typeof v === 'number' ? v : 0)
+    }
+    return out
+  }
+
+  /** Registers content atomically: its record, its initial bitmap and the new refcounts of its chunks. */
+  async putContent (id: string, record: ContentRecord, bitmap: Uint8Array, refs: ChunkRefs): Promise<void> {
+    const ops: any[] = [
+      { type: 'put', sublevel: this.contentManifests, key: id, value: record },
+      { type: 'put', sublevel: this.contentHave, key: id, value: bitmap }
+    ]
+    pushRefs(ops, this.contentRefs, refs)
+    await this.db.batch(ops)
+  }
+
+  /** Forgets content atomically: its record, its bitmap, and the new refcounts of its chunks. */
+  async deleteContent (id: string, refs: ChunkRefs): Promise<void> {
+    const ops: any[] = [
+      { type: 'del', sublevel: this.contentManifests, key: id },
+      { type: 'del', sublevel: this.contentHave, key: id }
+    ]
+    pushRefs(ops, this.contentRefs, refs)
+    await this.db.batch(ops)
+  }
+
   async close (): Promise<void> { await this.db.close() }
+}
+
+function pushRefs (ops: any[], sublevel: unknown, refs: ChunkRefs): void {
+  for (const [key, n] of refs) {
+    ops.push(n > 0 ? { type: 'put', sublevel, key, value: n } : { type: 'del', sublevel, key })
+  }
 }
