@@ -15,6 +15,8 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { ipPort, ipPortOf, isLoopback, isWildcard, listenToMultiaddr, withoutPeer } from './addrs.ts'
 import { EdgelinkError, isEdgelinkError } from './errors.ts'
+import { ContentService } from './content/service.ts'
+import type { ContentInfo, ContentKind } from './content/types.ts'
 import { DocumentService, type DocRecord } from './gossip/documents.ts'
 import { StatusService } from './gossip/status.ts'
 import type { HostStatus } from './gossip/gossip.ts'
@@ -79,6 +81,7 @@ export class Host extends EventEmitter<HostEvents> {
   private state: 'stopped' | 'starting' | 'started' | 'stopping' = 'stopped'
   private status?: StatusService
   private elections?: ElectionService
+  private content?: ContentService
   private docs?: DocumentService
   private freeDisk = 0
   private diskTimer?: ClockTimer
@@ -111,6 +114,7 @@ export class Host extends EventEmitter<HostEvents> {
       await this.checkDisk()
       this.startGroupState()
       await this.docs!.start()
+      await this.content!.start()
       this.status!.start()
       await this.elections!.start(this.election)
       this.state = 'started'
@@ -134,6 +138,7 @@ export class Host extends EventEmitter<HostEvents> {
     this.status?.stop()
     this.docs?.stop()
     this.elections?.stop()
+    await this.content?.stop().catch(() => {})
     for (const t of this.guests.values()) clock.clearTimeout(t)
     this.guests.clear()
     await this.mutex.run(async () => {
@@ -746,11 +751,37 @@ export class Host extends EventEmitter<HostEvents> {
         if (r == null) return new EdgelinkError('NOT_LINKED')
         return authorize(doc.author, doc.term, r, self.cluster())
       },
-      parseBody: (kind, body, deleted) => kind === 'settings' ? parseSettings(body) : (deleted ? {} : parseCluster(body)),
+      parseBody: (kind, body, deleted, id) => {
+        if (kind === 'settings') return parseSettings(body)
+        if (kind === 'content') return ContentService.parseDocument(id, body, deleted)
+        return deleted ? {} : parseCluster(body)
+      },
       rosterInfo: () => ({ term: this.roster?.roster.term ?? 0, version: this.roster?.roster.version ?? 0, bytes: this.roster?.bytes }),
       receiveRoster: async (bytes) => { await this.receiveRoster(bytes) }
     }, this.options.syncInterval)
     this.docs.on('doc', (rec) => { this.onDocument(rec) })
+    this.content = new ContentService({
+      id: this.id,
+      dataDir: this.options.dataDir,
+      clock: this.options.clock,
+      log: this.log,
+      node: () => this.node,
+      isMember: (id) => this.isMember(id),
+      store: () => this.store!,
+      docs: () => this.docs!,
+      term: () => this.roster?.roster.term ?? 0,
+      mayUpload: () => {
+        const r = this.roster?.roster
+        if (r == null) return new EdgelinkError('NOT_LINKED', 'this host is in no group: generate a token or link first')
+        return authorize(this.id, r.term, r, this.cluster())
+      }
+    })
+    for (const e of ['content:progress', 'content:complete', 'content:added', 'content:removed'] as const) {
+      this.content.on(e, (arg: any) => {
+        this.emit(e, arg)
+        if (e !== 'content:progress') this.status?.publishSoon()
+      })
+    }
     this.status.on('status', (id) => { this.elections?.heard(id) })
     this.elections = new ElectionService({
       ...base,
@@ -786,8 +817,8 @@ export class Host extends EventEmitter<HostEvents> {
       version: f.version,
       health: failing.length > 0 ? 'Unhealthy' : 'Healthy',
       failing,
-      contentSyncStatus: 'Synced',
-      syncPercent: 100,
+      contentSyncStatus: this.content?.syncStatus().status ?? 'Synced',
+      syncPercent: this.content?.syncStatus().percent ?? 100,
       hostname: f.hostname,
       os: f.os,
       arch: f.arch,
@@ -953,7 +984,46 @@ export class Host extends EventEmitter<HostEvents> {
 
   private lastNodeRole = 'unknown'
 
+  // ---------------------------------------------------------------- content
+
+  /**
+   * Uploads a file or an OCI image layout to the group: stored here in chunks, announced by a
+   * signed manifest, fetched by every member. Leader only before a cluster, control plane after.
+   */
+  async addContent (path: string, options: AbortOptions & { kind?: ContentKind, name?: string, onProgress?: (p: { bytes: number, totalBytes: number }) => void } = {}): Promise<ContentInfo> {
+    this.assertStarted()
+    return await this.content!.add(path, options)
+  }
+
+  /** Every content announced to the group, with how much of it this host holds. */
+  listContent (): ContentInfo[] {
+    this.assertStarted()
+    return this.content!.list()
+  }
+
+  contentInfo (id: string): ContentInfo {
+    this.assertStarted()
+    return this.content!.info(id)
+  }
+
+  /** Writes complete content back byte-identically to `dest`; resolves with the path written. */
+  async exportContent (id: string, dest: string, options: AbortOptions & { overwrite?: boolean } = {}): Promise<string> {
+    this.assertStarted()
+    return await this.content!.export(id, dest, options)
+  }
+
+  /** Removes content from the group; every host frees chunks no other content uses. */
+  async removeContent (id: string, options: AbortOptions = {}): Promise<void> {
+    this.assertStarted()
+    throwIfAborted(options.signal)
+    await this.mutex.run(async () => { await this.content!.remove(id) })
+  }
+
   private onDocument (rec: DocRecord): void {
+    if (rec.kind === 'content') {
+      this.content?.onDocument(rec)
+      return
+    }
     if (rec.kind === 'settings') this.emit('settings', rec.body as GroupSettings)
     if (rec.kind !== 'cluster') return
     const cluster = this.cluster()

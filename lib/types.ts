@@ -1,3 +1,4 @@
+import type { ContentInfo, ContentProgress } from './content/types.ts'
 import type { ErrorCode } from './errors.ts'
 import type { ClusterDefinition, GroupSettings, NodeRole } from './group/state.ts'
 
@@ -87,4 +88,12 @@ export interface HostEvents {
   'cluster:assigned': [{ cluster: ClusterDefinition, nodeRole: NodeRole }]
   /** This host left the cluster (deleted, or scaled down). */
   'cluster:released': [{ name: string }]
+  /** Download progress of one content (bytes, chunks, rate, ETA). */
+  'content:progress': [ContentProgress]
+  /** A content is complete (verified) on this host. */
+  'content:complete': [ContentInfo]
+  /** A content was announced to the group and registered here. */
+  'content:added': [ContentInfo]
+  /** A content was removed from the group; its unshared chunks are freed. */
+  'content:removed': [{ id: string, name: string }]
 }

@@ -23,7 +23,7 @@ export const MAX_BODY = 16 * 1024 * 1024
 const MAX_DOCS = 4096
 const MAX_SYNC_MESSAGE = MAX_BODY + 64 * 1024
 
-export type DocKind = 'settings' | 'cluster'
+export type DocKind = 'settings' | 'cluster' | 'content'
 
 /** A document as held by this host. */
 export interface DocRecord<T = unknown> {
@@ -52,8 +52,8 @@ export interface DocumentContext {
   isMember(id: string): boolean
   /** The authority rules: undefined when `author` may write in `term`, else the refusal. */
   authorize(doc: { kind: DocKind, author: string, term: number }): EdgelinkError | undefined
-  /** Shape check of a body; throws INVALID_ARGUMENT. */
-  parseBody(kind: DocKind, body: unknown, deleted: boolean): unknown
+  /** Shape check of a body (for content: that it hashes to `id`); throws INVALID_ARGUMENT. */
+  parseBody(kind: DocKind, body: unknown, deleted: boolean, id: string): unknown
   /** The roster as the anti-entropy exchange needs it. */
   rosterInfo(): { term: number, version: number, bytes?: Uint8Array }
   /** A roster received during anti-entropy. */
@@ -136,7 +136,7 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
    */
   async write (kind: DocKind, id: string, body: unknown, opts: { term: number, deleted?: boolean }): Promise<DocRecord> {
     const deleted = opts.deleted === true
-    const parsed = this.ctx.parseBody(kind, body, deleted)
+    const parsed = this.ctx.parseBody(kind, body, deleted, id)
     const refusal = this.ctx.authorize({ kind, author: this.ctx.id, term: opts.term })
     if (refusal != null) throw refusal
     const json = Buffer.from(JSON.stringify(parsed))
@@ -178,7 +178,7 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
     } catch (err: any) {
       throw new EdgelinkError('PROTOCOL_ERROR', `malformed document: ${err?.message ?? err}`)
     }
-    if (doc.kind !== 'settings' && doc.kind !== 'cluster') throw new EdgelinkError('PROTOCOL_ERROR', `unknown document kind "${doc.kind.slice(0, 32)}"`)
+    if (doc.kind !== 'settings' && doc.kind !== 'cluster' && doc.kind !== 'content') throw new EdgelinkError('PROTOCOL_ERROR', `unknown document kind "${doc.kind.slice(0, 32)}"`)
     if (doc.id.length === 0 || doc.id.length > 128) throw new EdgelinkError('PROTOCOL_ERROR', 'bad document id')
     const ok = author.publicKey != null && await author.publicKey.verify(concat(DOC_DOMAIN, signed.doc), signed.signature)
     if (!ok) throw new EdgelinkError('BAD_SIGNATURE', 'the document signature is not valid')
@@ -189,7 +189,7 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
     }
     let parsed: unknown
     try {
-      parsed = this.ctx.parseBody(doc.kind, JSON.parse(Buffer.from(json).toString('utf8')), doc.deleted)
+      parsed = this.ctx.parseBody(doc.kind, JSON.parse(Buffer.from(json).toString('utf8')), doc.deleted, doc.id)
     } catch (err: any) {
       throw new EdgelinkError('PROTOCOL_ERROR', `invalid document body: ${err?.message ?? err}`)
     }
