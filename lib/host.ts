@@ -775,7 +775,7 @@ export class Host extends EventEmitter<HostEvents> {
         if (r == null) return new EdgelinkError('NOT_LINKED', 'this host is in no group: generate a token or link first')
         return authorize(this.id, r.term, r, this.cluster())
       }
-    })
+    }, { chunkSize: this.options.chunkSize, uploadRate: this.options.uploadRate })
     for (const e of ['content:progress', 'content:complete', 'content:added', 'content:removed'] as const) {
       this.content.on(e, (arg: any) => {
         this.emit(e, arg)

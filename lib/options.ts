@@ -85,6 +85,14 @@ export interface HostOptions {
   electionTimeoutMax?: number
   /** How often a host runs anti-entropy with one random member, in ms. @default 10_000 */
   syncInterval?: number
+  /**
+   * Size of the chunks content is split into, in bytes (64 KiB – 16 MiB). Larger chunks cost less
+   * per byte; smaller ones spread over more peers sooner and lose less when a transfer breaks.
+   * @default 1 MiB
+   */
+  chunkSize?: number
+  /** Upload limit for content, in bytes per second over all peers; 0 for none. @default 0 */
+  uploadRate?: number
   /** Free disk below this many bytes makes the host report itself `Unhealthy` (check `disk`). @default 256 MiB */
   minFreeDisk?: number
   /** Source of time. @default the system clock */
@@ -118,7 +126,9 @@ export const DEFAULTS = {
   syncInterval: 10_000,
   electionTimeoutMin: 3_000,
   electionTimeoutMax: 6_000,
-  minFreeDisk: 256 * 1024 * 1024
+  minFreeDisk: 256 * 1024 * 1024,
+  chunkSize: 1024 * 1024,
+  uploadRate: 0
 } as const
 
 /**
@@ -183,6 +193,8 @@ export function resolveOptions (options: HostOptions, version: string): Resolved
     electionTimeoutMin: positive('electionTimeoutMin', options.electionTimeoutMin, DEFAULTS.electionTimeoutMin),
     electionTimeoutMax: positive('electionTimeoutMax', options.electionTimeoutMax, DEFAULTS.electionTimeoutMax),
     minFreeDisk: options.minFreeDisk ?? DEFAULTS.minFreeDisk,
+    chunkSize: positive('chunkSize', options.chunkSize, DEFAULTS.chunkSize),
+    uploadRate: options.uploadRate ?? DEFAULTS.uploadRate,
     clock: options.clock ?? systemClock,
     logger: options.logger ?? silent,
     start: options.start ?? true,

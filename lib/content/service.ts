@@ -41,18 +41,21 @@ export interface ContentEvents {
 export class ContentService extends EventEmitter<ContentEvents> {
   private readonly ctx: ContentContext
   private readonly exchangeOptions: ExchangeOptions
+  private readonly chunkSize?: number
   private cs?: ContentStore
   private exchange?: ContentExchange
   private readonly downloads = new Map<string, AbortController>()
 
-  constructor (ctx: ContentContext, exchangeOptions: ExchangeOptions = {}) {
+  constructor (ctx: ContentContext, options: ExchangeOptions & { chunkSize?: number } = {}) {
     super()
     this.ctx = ctx
+    const { chunkSize, ...exchangeOptions } = options
     this.exchangeOptions = exchangeOptions
+    if (chunkSize != null) this.chunkSize = chunkSize
   }
 
   async start (): Promise<void> {
-    this.cs = await ContentStore.open(this.ctx.dataDir, this.ctx.store())
+    this.cs = await ContentStore.open(this.ctx.dataDir, this.ctx.store(), this.chunkSize != null ? { chunkSize: this.chunkSize } : {})
     this.exchange = new ContentExchange({
       node: () => this.ctx.node(),
       isMember: (id) => this.ctx.isMember(id),
