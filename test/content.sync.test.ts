@@ -2,7 +2,11 @@ import { expect } from 'chai'
 import { randomBytes, createHash } from 'node:crypto'
 import { readFile, writeFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { rejection, tempDir, Testbed, waitFor } from './helpers.ts'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { contentIdOf, encodeManifest } from '../lib/content/manifest.ts'
+import type { Manifest } from '../lib/content/types.ts'
+import { craftDocument, gossip, rejection, tempDir, Testbed, waitFor } from './helpers.ts'
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
@@ -48,5 +52,33 @@ describe('content sync across a group (real libp2p over loopback)', function () 
     let files = 0
     for (const d of chunkDirs) files += (await readdir(join(f1.options.dataDir, 'chunks', d))).length
     expect(files).to.equal(0)
+  })
+
+  it('receivers reject bad manifests: wrong uploader, bad signature, truncated, oversized, mismatched id', async () => {
+    const [leader, f1, f2] = await bed.group(3)
+    const manifest: Manifest = {
+      version: 1, kind: 'file', name: 'x.bin', mediaType: 'application/octet-stream', size: 10, chunkSize: 1024 * 1024,
+      files: [{ path: 'x.bin', size: 10, mode: 0o644, chunks: ['a'.repeat(64)] }], createdAt: 1
+    }
+    const id = contentIdOf(encodeManifest(manifest))
+    // A follower may not upload before a cluster exists.
+    await gossip(f1, await craftDocument(f1, 'content', id, manifest, 1, 1))
+    // The leader as author, but the signature broken.
+    await gossip(f1, await craftDocument(leader, 'content', id, manifest, 1, 1, { breakSignature: true }))
+    // A genuine leader signature over a manifest whose body was cut short in transit.
+    const full = Buffer.from(JSON.stringify(manifest))
+    await gossip(f1, await craftDocument(leader, 'content', id, manifest, 1, 1, { bodyOverride: full.subarray(0, full.length - 5) }))
+    // A manifest that does not hash to its id.
+    await gossip(f1, await craftDocument(leader, 'content', 'b'.repeat(64), manifest, 1, 1))
+    // An oversized manifest: more chunks than its size allows.
+    const fat = { ...manifest, files: [{ ...manifest.files[0], chunks: Array.from({ length: 5000 }, () => 'c'.repeat(64)) }] }
+    await gossip(f1, await craftDocument(leader, 'content', contentIdOf(encodeManifest(fat as any)), fat, 1, 1))
+    // A stranger's key entirely.
+    const k = await generateKeyPair('Ed25519')
+    const stranger = { id: peerIdFromPrivateKey(k).toString(), key: k }
+    await gossip(f1, await craftDocument(stranger, 'content', id, manifest, 1, 1))
+    await new Promise(resolve => setTimeout(resolve, 600))
+    for (const h of [leader, f1, f2]) expect(h.listContent()).to.deep.equal([])
+    expect((leader as any).docs.counters.rejected).to.be.at.least(5)
   })
 })

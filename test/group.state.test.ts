@@ -1,30 +1,10 @@
 import { expect } from 'chai'
-import type { GossipSub } from '@libp2p/gossipsub'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
-import { docsTopic } from '../lib/gossip/documents.ts'
-import { Document, SignedDocument } from '../lib/gossip/gossip.ts'
-import { concat } from '../lib/util.ts'
-import type { Host } from '../lib/index.ts'
-import { rejection, Testbed, waitFor } from './helpers.ts'
-import { createHash } from 'node:crypto'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { craftDocument, gossip, rejection, Testbed, waitFor } from './helpers.ts'
 
-/** Signs a settings document as `host` would, without the local authority check: a crafted peer. */
 async function craftSettings (host: { id: string }, body: object, version: number, term: number, opts: { breakSignature?: boolean } = {}): Promise<Uint8Array> {
-  const json = Buffer.from(JSON.stringify(body))
-  const doc = Document.encode({
-    kind: 'settings', id: 'group', version: BigInt(version), term: BigInt(term),
-    author: peerIdFromString(host.id).toMultihash().bytes as any,
-    writtenAt: BigInt(Date.now()), bodyHash: createHash('sha256').update(json).digest() as any, bodySize: BigInt(json.length), deleted: false
-  })
-  const sig = await (host as any).key.sign(concat(new TextEncoder().encode('edgelink/doc/v1'), doc))
-  if (opts.breakSignature === true) sig[5] ^= 1
-  return SignedDocument.encode({ doc, signature: sig, body: json as any })
-}
-
-async function gossip (host: Host, bytes: Uint8Array): Promise<void> {
-  const pubsub = host.libp2p.services.pubsub as GossipSub
-  await pubsub.publish(docsTopic(host.groupId!), bytes).catch(() => {})
+  return await craftDocument(host, 'settings', 'group', body, version, term, opts)
 }
 
 const settle = async (ms = 400): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }

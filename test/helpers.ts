@@ -1,7 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createHash } from 'node:crypto'
+import type { GossipSub } from '@libp2p/gossipsub'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { createHost, type Host, type HostOptions } from '../lib/index.ts'
+import { docsTopic } from '../lib/gossip/documents.ts'
+import { Document, SignedDocument } from '../lib/gossip/gossip.ts'
+import { concat } from '../lib/util.ts'
 import { PRESETS } from '../lib/options.ts'
 
 let nextIp = 10
@@ -73,4 +79,27 @@ export async function rejection (fn: () => Promise<unknown>): Promise<any> {
     return err
   }
   throw new Error('expected a rejection, got a result')
+}
+
+/**
+ * Signs a group document as `author` would, skipping every local check: what a crafted or
+ * misbehaving peer can send. `author.key` defaults to a host's private key.
+ */
+export async function craftDocument (author: { id: string }, kind: string, id: string, body: unknown, version: number, term: number, opts: { breakSignature?: boolean, bodyOverride?: Uint8Array } = {}): Promise<Uint8Array> {
+  const json = Buffer.from(JSON.stringify(body))
+  const doc = Document.encode({
+    kind, id, version: BigInt(version), term: BigInt(term),
+    author: peerIdFromString(author.id).toMultihash().bytes as any,
+    writtenAt: BigInt(Date.now()), bodyHash: createHash('sha256').update(json).digest() as any, bodySize: BigInt(json.length), deleted: false
+  })
+  const key = (author as any).key
+  const sig = await key.sign(concat(new TextEncoder().encode('edgelink/doc/v1'), doc))
+  if (opts.breakSignature === true) sig[5] ^= 1
+  return SignedDocument.encode({ doc, signature: sig, body: (opts.bodyOverride ?? json) as any })
+}
+
+/** Publishes raw bytes on the group's document topic from `host`. */
+export async function gossip (host: Host, bytes: Uint8Array): Promise<void> {
+  const pubsub = host.libp2p.services.pubsub as GossipSub
+  await pubsub.publish(docsTopic(host.groupId!), bytes).catch(() => {})
 }
