@@ -6,9 +6,13 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Server } from 'node:http'
+import { basename, isAbsolute, resolve } from 'node:path'
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory, type FastifyBaseLogger } from 'fastify'
 import { EdgelinkError, ERROR_TABLE, isEdgelinkError, VERSION, type Host, type HostRow } from '../lib/index.ts'
 import type { GroupSettings } from '../lib/index.ts'
+import { CONTENT_KINDS, type ContentKind } from '../lib/index.ts'
+import { contentRow } from './content.ts'
+import { agentEvents, serveEvents } from './events.ts'
 
 /** Request bodies are a token or a cluster plan (a few KiB at most); anything near this is not ours. */
 export const BODY_LIMIT = 64 * 1024
@@ -90,6 +94,7 @@ export function buildApi (host: Host, options: ApiOptions): FastifyInstance {
     ...(server != null ? { serverFactory: ((handler) => { server.on('request', handler); return server }) satisfies FastifyServerFactory<Server> } : {})
   })
   const secretDigest = createHash('sha256').update(options.secret).digest()
+  const events = agentEvents()
   /** A failed link answers with the LinkStatus too, so a Local UI client sees the Failed state. */
   const linkFailures = new WeakMap<FastifyRequest, object>()
 
@@ -180,7 +185,53 @@ export function buildApi (host: Host, options: ApiOptions): FastifyInstance {
     return host.hosts()
   })
 
+  app.get('/v1/edgelink/events', (req, reply) => { serveEvents(host, events, req, reply) })
+
+  // Content. PATH and DEST are paths on the agent's machine: the CLI runs there too and resolves
+  // relative paths against its own working directory before sending them.
+  app.get('/v1/edgelink/content', async () => host.listContent().map(contentRow))
+
+  app.get<{ Params: { id: string } }>('/v1/edgelink/content/:id', { schema: { params: CONTENT_PARAMS } },
+    async (req) => host.contentInfo(req.params.id))
+
+  app.post<{ Body: { path: string, kind?: ContentKind, name?: string } }>('/v1/edgelink/content', { schema: { body: ADD_CONTENT_BODY } }, async (req, reply) => {
+    const path = absolutePath(req.body.path, 'path')
+    const { kind, name } = req.body
+    const shown = name ?? basename(path)
+    const info = await host.addContent(path, {
+      ...(kind != null ? { kind } : {}),
+      ...(name != null ? { name } : {}),
+      signal: untilGone(reply),
+      onProgress: (p) => { events.emit('content:import', { path, name: shown, bytes: p.bytes, totalBytes: p.totalBytes }) }
+    })
+    void reply.code(201)
+    return info
+  })
+
+  app.post<{ Params: { id: string }, Body: { dest: string, overwrite?: boolean } }>('/v1/edgelink/content/:id/export', { schema: { params: CONTENT_PARAMS, body: EXPORT_BODY } }, async (req, reply) => {
+    const dest = absolutePath(req.body.dest, 'dest')
+    const { id } = host.contentInfo(req.params.id)
+    const path = await host.exportContent(id, dest, { overwrite: req.body.overwrite === true, signal: untilGone(reply) })
+    return { id, path }
+  })
+
+  app.delete<{ Params: { id: string } }>('/v1/edgelink/content/:id', { schema: { params: CONTENT_PARAMS } }, async (req, reply) => {
+    const { id, manifest } = host.contentInfo(req.params.id)
+    await host.removeContent(id, { signal: untilGone(reply) })
+    return { removed: id, name: manifest.name }
+  })
+
   return app
+}
+
+/**
+ * The agent opens paths on its own machine, so a relative path would be relative to wherever the
+ * agent was started: refuse it (the CLI resolves against its working directory before sending).
+ */
+function absolutePath (p: string, field: string): string {
+  if (p.includes('\0')) throw new ApiError('INVALID_ARGUMENT', `${field} contains a NUL character`)
+  if (!isAbsolute(p)) throw new ApiError('INVALID_ARGUMENT', `${field} must be an absolute path on the agent's host, got "${p.slice(0, 200)}" (the CLI resolves relative paths for you)`)
+  return resolve(p)
 }
 
 /** Aborts the library call when the client hangs up before the answer (Ctrl-C on the CLI). */
@@ -250,6 +301,35 @@ const SCALE_BODY = {
   type: 'object',
   properties: { addWorkers: IDS, addControlPlane: IDS, remove: IDS } satisfies Record<keyof ClusterChange, object>,
   minProperties: 1,
+  additionalProperties: false
+}
+
+/** A content id (64 hex digits) or a prefix of one; the library resolves prefixes. */
+const CONTENT_PARAMS = {
+  type: 'object',
+  properties: { id: { type: 'string', minLength: 1, maxLength: 128 } },
+  required: ['id']
+}
+
+/** PATH_MAX on Linux. */
+const PATH = { type: 'string', minLength: 1, maxLength: 4096 } as const
+
+const ADD_CONTENT_BODY = {
+  type: 'object',
+  properties: {
+    path: PATH,
+    kind: { type: 'string', enum: [...CONTENT_KINDS] },
+    // The manifest's bound (MAX_NAME_LENGTH in lib/content/manifest.ts).
+    name: { type: 'string', minLength: 1, maxLength: 256 }
+  },
+  required: ['path'],
+  additionalProperties: false
+}
+
+const EXPORT_BODY = {
+  type: 'object',
+  properties: { dest: PATH, overwrite: { type: 'boolean' } },
+  required: ['dest'],
   additionalProperties: false
 }
 

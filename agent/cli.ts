@@ -6,13 +6,17 @@
  * its API and start fast.
  */
 import { realpathSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import type { HostRow } from '../lib/types.ts'
+import { CONTENT_KINDS } from '../lib/index.ts'
+import type { ContentRow } from './content.ts'
 import { VERSION } from '../lib/version.ts'
 import { AgentClient, CliError } from './client.ts'
 import { option, type AgentConfig } from './config.ts'
-import { clusterSummary, hostsTable, json, linkedSummary, settingsTable, startBanner, statusLines, watchHeader } from './output.ts'
+import { bytes, clusterSummary, contentAdded, contentTable, hostsTable, json, linkedSummary, settingsTable, shortContentId, startBanner, statusLines, watchHeader } from './output.ts'
+import { ProgressView } from './progress.ts'
 
 const EXAMPLES = {
   agent: `
@@ -81,7 +85,42 @@ Examples:
   status: `
 Examples:
   $ edgelink status
-  $ edgelink status --json | jq -r .role`
+  $ edgelink status --json | jq -r .role`,
+  contentAdd: `
+PATH is a regular file or an OCI image layout directory (oci-layout, index.json, blobs/) on this
+machine: the agent reads it itself, so run the command on the agent's host (a relative PATH is
+resolved against the current directory). Only the leader may add content, or, while a cluster
+exists, a control-plane host. A progress bar shows the import on a terminal.
+
+Examples:
+  $ edgelink content add ./bundle.tar --kind bundle --name edge-bundle-1.4
+  $ skopeo copy docker-archive:app.tar oci:/tmp/app:1.0 && edgelink content add /tmp/app`,
+  contentLs: `
+Examples:
+  $ edgelink content ls
+  $ edgelink content ls --json | jq '.[] | {name, percent}'`,
+  contentExport: `
+Single-file content is written to DEST (or into DEST when it is a directory); an OCI layout
+becomes the directory DEST, which must not exist or be empty. Either comes back byte-identical.
+
+Examples:
+  $ edgelink content export 3f9a1c7e02bd /srv/bundle.tar
+  $ edgelink content export 3f9a1c7e02bd /tmp/app && skopeo inspect oci:/tmp/app:1.0`,
+  contentRm: `
+Removes the content from the whole group (same hosts as \`content add\`); every host frees
+the chunks no other content uses.
+
+Examples:
+  $ edgelink content rm 3f9a1c7e02bd`,
+  contentWait: `
+With ID, waits until this host holds that content complete, also while its announcement is
+still on the way; without ID, until every content this host knows of is complete. Exits 0 when
+complete, 1 with TIMEOUT when --timeout passes first. Progress bars on a terminal, a line every
+few seconds on a pipe.
+
+Examples:
+  $ edgelink content wait 3f9a1c7e02bd --timeout 600
+  $ edgelink content wait && echo "every content is here"`
 }
 
 interface Io {
@@ -89,12 +128,15 @@ interface Io {
   err: (s: string) => void
   /** True when stdout is a terminal: `hosts --watch` redraws in place instead of appending. */
   isTTY?: boolean
+  /** True when stderr is a terminal: progress is drawn as bars on process.stderr instead of printed as lines. */
+  errIsTTY?: boolean
 }
 
 const stdio: Io = {
   out: s => { process.stdout.write(s) },
   err: s => { process.stderr.write(s) },
-  isTTY: process.stdout.isTTY === true
+  isTTY: process.stdout.isTTY === true,
+  errIsTTY: process.stderr.isTTY === true
 }
 
 /** Repeatable and comma-separated: `--worker a,b --worker c` is a, b, c. */
@@ -107,6 +149,17 @@ function keyValue (value: string, previous: Record<string, string> | undefined):
   const eq = value.indexOf('=')
   if (eq <= 0) throw new InvalidArgumentError(`expected KEY=VALUE, got "${value}"`)
   return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) }
+}
+
+function seconds (value: string): number {
+  const n = Number(value)
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 7 * 86_400) throw new InvalidArgumentError('expected seconds, more than 0 and at most 604800')
+  return n
+}
+
+function contentName (value: string): string {
+  if (value === '' || value.length > 256) throw new InvalidArgumentError('expected a name of 1 to 256 characters')
+  return value
 }
 
 function milliseconds (value: string): number {
@@ -135,6 +188,7 @@ Start \`edgelink agent\` on every host, run \`edgelink token\` on the one that s
     .addOption(option('advertise'))
     .addOption(option('name'))
     .addOption(option('logLevel'))
+    .addOption(option('uploadRate'))
     .addHelpText('after', EXAMPLES.agent)
     .action(async (opts: AgentConfig) => { await runAgent(opts, io) })
 
@@ -331,7 +385,166 @@ Start \`edgelink agent\` on every host, run \`edgelink token\` on the one that s
       io.out(opts.json === true ? json(st) : statusLines(st))
     })
 
+  const content = program.command('content')
+    .description('add, list, export and remove content every host of the group syncs (files and OCI image layouts)')
+  content.command('add')
+    .description('import a file or an OCI image layout on this host and announce it to the group (leader, or control plane with a cluster)')
+    .argument('<path>', 'file or OCI layout directory on this machine (relative to the current directory)')
+    .addOption(new Option('--kind <kind>', 'what the content is').choices(CONTENT_KINDS))
+    .addOption(new Option('--name <name>', 'name shown in `content ls`').argParser(contentName))
+    .addOption(option('dataDir'))
+    .option('--json', 'print the ContentInfo')
+    .addHelpText('after', EXAMPLES.contentAdd)
+    .action(async (path: string, opts: { kind?: typeof CONTENT_KINDS[number], name?: string, dataDir: string, json?: boolean }) => {
+      const client = await AgentClient.open(opts.dataDir)
+      const abs = resolve(path)
+      const view = new ProgressView(io)
+      const stop = new AbortController()
+      // Progress is a nicety: without the event stream the import runs the same, silently.
+      await client.events((event, data) => {
+        if (event === 'content:import' && data?.path === abs) view.update('import', { label: `importing ${String(data.name)}`, bytes: data.bytes, total: data.totalBytes })
+      }, stop.signal).catch(() => {})
+      let info
+      try {
+        info = await client.addContent({ path: abs, ...(opts.kind != null ? { kind: opts.kind } : {}), ...(opts.name != null ? { name: opts.name } : {}) })
+      } finally {
+        stop.abort()
+        view.stop()
+      }
+      io.out(opts.json === true ? json(info) : contentAdded(info))
+    })
+  content.command('ls')
+    .description('list the group\'s content and how much of each this host holds')
+    .addOption(option('dataDir'))
+    .option('--json', 'print the rows as the API returns them')
+    .addHelpText('after', EXAMPLES.contentLs)
+    .action(async (opts: { dataDir: string, json?: boolean }) => {
+      const client = await AgentClient.open(opts.dataDir)
+      const rows = await client.contentList()
+      if (opts.json === true) {
+        io.out(json(rows))
+        return
+      }
+      const names = new Map((await client.hosts().catch(() => [])).map(r => [r.id, r.config.name]))
+      io.out(contentTable(rows, names))
+    })
+  content.command('export')
+    .description('write complete content back, byte-identical: a file, or an OCI layout directory')
+    .argument('<id>', 'content id, or a unique prefix of 6 or more digits')
+    .argument('<dest>', 'file or directory to write on this machine (relative to the current directory)')
+    .option('--overwrite', 'replace an existing file (single-file content)')
+    .addOption(option('dataDir'))
+    .option('--json', 'print { id, path }')
+    .addHelpText('after', EXAMPLES.contentExport)
+    .action(async (id: string, dest: string, opts: { overwrite?: boolean, dataDir: string, json?: boolean }) => {
+      const client = await AgentClient.open(opts.dataDir)
+      const res = await client.exportContent(id, { dest: resolve(dest), ...(opts.overwrite === true ? { overwrite: true } : {}) })
+      io.out(opts.json === true ? json(res) : `Exported ${shortContentId(res.id)} to ${res.path}.\n`)
+    })
+  content.command('rm')
+    .description('remove content from the group: every host frees its chunks (leader, or control plane with a cluster)')
+    .argument('<id>', 'content id, or a unique prefix of 6 or more digits')
+    .addOption(option('dataDir'))
+    .option('--json', 'print { removed, name }')
+    .addHelpText('after', EXAMPLES.contentRm)
+    .action(async (id: string, opts: { dataDir: string, json?: boolean }) => {
+      const res = await (await AgentClient.open(opts.dataDir)).removeContent(id)
+      io.out(opts.json === true ? json(res) : `Removed ${res.name} (${shortContentId(res.removed)}) from the group.\n`)
+    })
+  content.command('wait')
+    .description('wait until this host holds ID (or every content it knows of) complete')
+    .argument('[id]', 'content id, or a unique prefix of 6 or more digits')
+    .addOption(new Option('--timeout <seconds>', 'give up after this long: exit 1 with TIMEOUT').argParser(seconds))
+    .addOption(option('dataDir'))
+    .option('--json', 'print the content rows once complete')
+    .addHelpText('after', EXAMPLES.contentWait)
+    .action(async (id: string | undefined, opts: { timeout?: number, dataDir: string, json?: boolean }) => {
+      const client = await AgentClient.open(opts.dataDir)
+      const rows = await waitForContent(client, id, opts.timeout, io)
+      if (opts.json === true) io.out(json(rows))
+      else if (rows.length === 0) io.out('Nothing to wait for: this host knows of no content.\n')
+      else io.out(rows.map(r => `${r.name} (${shortContentId(r.id)}) is complete here: ${bytes(r.size)}.\n`).join(''))
+    })
+
   return program
+}
+
+/** How often `content wait` asks for the whole state; events in between wake it early. */
+const WAIT_POLL = 2_000
+
+/**
+ * `content wait`: follows the agent's event stream for progress (and to wake up when a content
+ * completes or arrives), and polls the content list as the source of truth, so a missed event or
+ * a lost stream only delays the answer. Resolves with the rows waited for once complete.
+ */
+async function waitForContent (client: AgentClient, id: string | undefined, timeout: number | undefined, io: Io): Promise<ContentRow[]> {
+  const deadline = timeout != null ? Date.now() + timeout * 1000 : Infinity
+  const stop = new AbortController()
+  const view = new ProgressView(io)
+  let wake = (): void => {}
+  const matches = (cid: string): boolean => id == null || cid === id || (id.length >= 6 && cid.startsWith(id))
+  const onEvent = (event: string, data: any): void => {
+    if (event === 'content:progress' && typeof data?.id === 'string' && matches(data.id)) {
+      view.update(data.id, { label: String(data.name || shortContentId(data.id)), bytes: data.bytes, total: data.totalBytes, rate: data.rate, eta: data.eta })
+    }
+    if (event === 'content:complete' || event === 'content:added' || event === 'content:removed') wake()
+  }
+  // The stream, reconnected while waiting (an agent restart); polling carries on meanwhile.
+  void (async () => {
+    while (!stop.signal.aborted) {
+      try {
+        const { closed } = await client.events(onEvent, stop.signal)
+        wake() // anything between the last poll and the subscription
+        await closed
+      } catch {}
+      await sleep(1_000, undefined, { signal: stop.signal }).catch(() => {})
+    }
+  })()
+
+  let seen = false
+  let announced = false
+  let last: ContentRow[] = []
+  try {
+    for (let first = true; ; first = false) {
+      let rows: ContentRow[] | undefined
+      try {
+        rows = await client.contentList(stop.signal)
+      } catch (err: any) {
+        if (first) throw err
+        io.err(`edgelink: ${String(err?.message ?? err)}${err?.code != null ? ` (${String(err.code)})` : ''}; still waiting
+`)
+      }
+      if (rows != null) {
+        const target = rows.filter(r => matches(r.id))
+        if (id != null && target.length > 1) throw new CliError(`content id ${id} is ambiguous: it matches ${target.length} contents`, 'INVALID_ARGUMENT')
+        if (id != null && target.length === 0) {
+          if (seen) throw new CliError(`content ${id} was removed from the group`, 'UNKNOWN_CONTENT')
+          if (!announced) io.err(`content ${id} is not known on this host yet; waiting for it to be announced
+`)
+          announced = true
+        } else {
+          seen = true
+          last = target
+          for (const r of target) view.update(r.id, { label: r.name || shortContentId(r.id), bytes: r.haveBytes, total: r.totalBytes })
+          if (target.every(r => r.complete)) return target
+        }
+      }
+      const left = deadline - Date.now()
+      if (left <= 0) {
+        const behind = last.filter(r => !r.complete)
+        const what = behind.length === 0 ? `content ${id ?? ''} was never announced to this host` : behind.map(r => `${r.name} ${r.percent}%`).join(', ')
+        throw new CliError(`not complete after ${timeout}s: ${what}`, 'TIMEOUT')
+      }
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(done, Math.min(WAIT_POLL, left))
+        function done (): void { clearTimeout(timer); wake = () => {}; resolve() }
+        wake = done
+      })
+    }
+  } finally {
+    stop.abort()
+    view.stop()
+  }
 }
 
 /**

@@ -6,7 +6,9 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Host, HostRow, LinkStatus, LinkToken } from '../lib/index.ts'
 import type { ClusterDefinition, GroupSettings } from '../lib/index.ts'
+import type { ContentInfo, ContentKind } from '../lib/index.ts'
 import type { AgentStatus } from './api.ts'
+import type { ContentRow } from './content.ts'
 import { API_FILE, type ApiFile } from './config.ts'
 
 /** A refusal or failure; printed as `edgelink: <message> (<code>)`, exit 1. */
@@ -100,10 +102,77 @@ export class AgentClient {
     return await this.call('POST', '/v1/edgelink/leader/transfer', { hostId }, LINK_TIMEOUT)
   }
 
+  /** `signal` ends a poll of `content wait` early; the abort error is rethrown as it is. */
+  async contentList (signal?: AbortSignal): Promise<ContentRow[]> {
+    return await this.call('GET', '/v1/edgelink/content', undefined, TIMEOUT, signal)
+  }
+
+  async contentInfo (id: string, signal?: AbortSignal): Promise<ContentInfo> {
+    return await this.call('GET', `/v1/edgelink/content/${encodeURIComponent(id)}`, undefined, TIMEOUT, signal)
+  }
+
+  /** `path` absolute on this machine (the agent's). Imports take as long as the disk: no timeout. */
+  async addContent (body: { path: string, kind?: ContentKind, name?: string }): Promise<ContentInfo> {
+    return await this.call('POST', '/v1/edgelink/content', body, 0)
+  }
+
+  async exportContent (id: string, body: { dest: string, overwrite?: boolean }): Promise<{ id: string, path: string }> {
+    return await this.call('POST', `/v1/edgelink/content/${encodeURIComponent(id)}/export`, body, 0)
+  }
+
+  async removeContent (id: string): Promise<{ removed: string, name: string }> {
+    return await this.call('DELETE', `/v1/edgelink/content/${encodeURIComponent(id)}`, undefined, LINK_TIMEOUT)
+  }
+
+  /**
+   * Subscribes to `GET /v1/edgelink/events`. Resolves once the agent has answered (every event
+   * from then on reaches `onEvent`); `closed` settles when the stream ends: resolves on `signal`,
+   * rejects when the agent goes away or the stream breaks.
+   */
+  async events (onEvent: (event: string, data: any) => void, signal: AbortSignal): Promise<{ closed: Promise<void> }> {
+    let res: Response
+    // A timeout for the answer, not for the stream, which may stay quiet for as long as it likes.
+    const answer = new AbortController()
+    const timer = setTimeout(() => { answer.abort() }, TIMEOUT)
+    try {
+      res = await fetch(new URL('/v1/edgelink/events', this.api.url), {
+        headers: { authorization: `Bearer ${this.api.token}`, accept: 'text/event-stream' },
+        signal: AbortSignal.any([signal, answer.signal])
+      })
+    } catch (err) {
+      if (signal.aborted) throw err
+      if (answer.signal.aborted) throw new CliError(`the agent did not answer within ${TIMEOUT / 1000}s`, 'TIMEOUT')
+      throw noAgent(this.dataDir)
+    } finally {
+      clearTimeout(timer)
+    }
+    if (!res.ok || res.body == null) {
+      const text = await res.text().catch(() => '')
+      let json: any
+      try { json = JSON.parse(text) } catch {}
+      throw new CliError(String(json?.message ?? `HTTP ${res.status}`), typeof json?.code === 'string' ? json.code : `HTTP_${res.status}`)
+    }
+    const body = res.body
+    const closed = (async () => {
+      const parser = new SseParser(onEvent)
+      const decoder = new TextDecoder()
+      try {
+        for await (const chunk of body as AsyncIterable<Uint8Array>) parser.push(decoder.decode(chunk, { stream: true }))
+      } catch (err) {
+        if (signal.aborted) return
+        throw err
+      }
+      if (!signal.aborted) throw new CliError('the agent closed the event stream')
+    })()
+    closed.catch(() => {})
+    return { closed }
+  }
+
   private async call<T> (method: string, path: string, body?: unknown, timeout = TIMEOUT, signal?: AbortSignal): Promise<T> {
     let res: Response
     try {
-      const timer = AbortSignal.timeout(timeout)
+      // timeout 0: none (imports and exports), the caller's signal or Ctrl-C end them.
+      const signals = [...(timeout > 0 ? [AbortSignal.timeout(timeout)] : []), ...(signal != null ? [signal] : [])]
       res = await fetch(new URL(path, this.api.url), {
         method,
         headers: {
@@ -111,7 +180,7 @@ export class AgentClient {
           ...(body !== undefined ? { 'content-type': 'application/json' } : {})
         },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: signal != null ? AbortSignal.any([timer, signal]) : timer
+        ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {})
       })
     } catch (err: any) {
       if (signal?.aborted === true) throw err
@@ -130,6 +199,53 @@ export class AgentClient {
       throw new CliError(String(json?.message ?? `HTTP ${res.status}`), typeof json?.code === 'string' ? json.code : `HTTP_${res.status}`, json)
     }
     return json as T
+  }
+}
+
+/**
+ * The parts of the event-stream format the agent sends: `event:` and `data:` lines, a blank line
+ * ending each event, `:` comments. One buffer of at most one event.
+ */
+export class SseParser {
+  private buf = ''
+  private event = 'message'
+  private data: string[] = []
+  private readonly onEvent: (event: string, data: any) => void
+
+  constructor (onEvent: (event: string, data: any) => void) {
+    this.onEvent = onEvent
+  }
+
+  push (text: string): void {
+    this.buf += text
+    let nl: number
+    while ((nl = this.buf.search(/\r?\n/)) !== -1) {
+      const line = this.buf.slice(0, nl)
+      this.buf = this.buf.slice(this.buf[nl] === '\r' ? nl + 2 : nl + 1)
+      this.line(line)
+    }
+    // A line longer than any event the agent sends: not an event stream.
+    if (this.buf.length > 16 * 1024 * 1024) throw new CliError('the agent sent an event line that is too long')
+  }
+
+  private line (line: string): void {
+    if (line === '') {
+      if (this.data.length > 0) {
+        const text = this.data.join('\n')
+        let value: unknown = text
+        try { value = JSON.parse(text) } catch {}
+        this.onEvent(this.event, value)
+      }
+      this.event = 'message'
+      this.data = []
+      return
+    }
+    if (line.startsWith(':')) return
+    const colon = line.indexOf(':')
+    const field = colon === -1 ? line : line.slice(0, colon)
+    const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '')
+    if (field === 'event') this.event = value
+    else if (field === 'data') this.data.push(value)
   }
 }
 

@@ -18,6 +18,7 @@ export interface AgentConfig {
   advertise: string[]
   name?: string
   logLevel: string
+  uploadRate: number
 }
 
 /** `<data-dir>/api.json`: where the running agent's API is and the secret it wants. */
@@ -71,6 +72,19 @@ function ipList (value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), ...ips]
 }
 
+const SIZE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }
+
+/**
+ * Bytes, optionally with a binary suffix: `4194304`, `4M`, `4MiB` and `4m` are all 4 MiB. A
+ * usage error (exit 2) for anything else, so a typo never means "unlimited".
+ */
+export function parseBytes (value: string): number {
+  const m = /^(\d+)\s*(?:([kmgKMG])(?:i?B)?)?$/.exec(value.trim())
+  const n = m == null ? NaN : Number(m[1]) * SIZE_UNITS[(m[2] ?? '').toUpperCase()]
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`expected a number of bytes such as 4194304 or 4M, got "${value}"`)
+  return n
+}
+
 const SETTINGS = {
   dataDir: {
     flags: '--data-dir <dir>',
@@ -113,6 +127,14 @@ const SETTINGS = {
     help: 'log level (logs go to stderr: pretty on a terminal, JSON lines otherwise)',
     default: 'info',
     choices: LOG_LEVELS
+  },
+  uploadRate: {
+    flags: '--upload-rate <bytes>',
+    env: 'EDGELINK_UPLOAD_RATE',
+    help: 'most content bytes per second this host sends to all peers together (K, M, G suffixes are powers of 1024; 0 for no limit); leaves room on a link shared with other traffic',
+    default: 0,
+    defaultText: '0 (no limit)',
+    parse: parseBytes
   }
 } satisfies Record<keyof AgentConfig, Setting>
 

@@ -57,6 +57,7 @@ export async function startAgent (config: AgentConfig, logger: Logger): Promise<
       advertise: config.advertise,
       ...(config.name != null ? { name: config.name } : {}),
       apiPort: port,
+      uploadRate: config.uploadRate,
       logger,
       start: false
     })

@@ -2,7 +2,9 @@
 import Table from 'cli-table3'
 import type { HostRow, LinkStatus } from '../lib/index.ts'
 import type { ClusterDefinition, GroupSettings } from '../lib/index.ts'
+import type { ContentInfo } from '../lib/index.ts'
 import type { AgentStatus } from './api.ts'
+import type { ContentRow } from './content.ts'
 
 export function json (value: unknown): string {
   return JSON.stringify(value, null, 2) + '\n'
@@ -11,6 +13,32 @@ export function json (value: unknown): string {
 /** Host ids are long peer ids sharing the prefix `12D3KooW`; the tail tells them apart. */
 export function shortId (id: string): string {
   return id.length > 14 ? `…${id.slice(-12)}` : id
+}
+
+/** Content ids are 64 hex digits; the first 12 name one in any group (and the CLI takes any unique prefix of 6 or more). */
+export function shortContentId (id: string): string {
+  return id.slice(0, 12)
+}
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
+
+/** Binary units, one decimal from KiB up: 8388608 → "8.0 MiB". */
+export function bytes (n: number): string {
+  let v = Math.max(0, n)
+  let u = 0
+  while (v >= 1024 && u < UNITS.length - 1) {
+    v /= 1024
+    u++
+  }
+  return u === 0 ? `${Math.round(v)} B` : `${v.toFixed(1)} ${UNITS[u]}`
+}
+
+/** Whole seconds as "45s", "3m05s", "2h04m". */
+export function duration (seconds: number): string {
+  const s = Math.max(0, Math.round(seconds))
+  if (s < 60) return `${s}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
+  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`
 }
 
 function table (head: string[]): Table.Table {
@@ -93,6 +121,23 @@ export function clusterSummary (c: ClusterDefinition, rows: HostRow[]): string {
     if (p.taints.length > 0) lines.push(`Taints of ${p.name}: ${p.taints.join(', ')}`)
   }
   return lines.join('\n') + '\n'
+}
+
+/** `edgelink content ls`: `names` maps host ids to the names the hosts table shows. */
+export function contentTable (rows: ContentRow[], names: Map<string, string> = new Map()): string {
+  if (rows.length === 0) return 'No content in this group. Add a file or an OCI image layout with `edgelink content add PATH` on the leader.\n'
+  const t = table(['ID', 'NAME', 'KIND', 'SIZE', 'HAVE', 'UPLOADER'])
+  for (const r of rows) {
+    t.push([shortContentId(r.id), r.name, r.kind, bytes(r.size), `${r.percent}%`, names.get(r.uploader) ?? shortId(r.uploader)])
+  }
+  return `${t.toString()}\nHAVE: share of the content's chunks this host holds. Any unique prefix of an ID (6 or more digits) names it.\n`
+}
+
+export function contentAdded (c: ContentInfo): string {
+  const m = c.manifest
+  const files = m.files.length === 1 ? '' : `, ${m.files.length} files`
+  return `Added ${m.name} (${m.kind}, ${bytes(m.size)}${files}, ${c.totalChunks} chunk${c.totalChunks === 1 ? '' : 's'}) as ${c.id}.\n` +
+    `Every host in the group fetches it; \`edgelink content wait ${shortContentId(c.id)}\` on a host waits until it is there.\n`
 }
 
 /** `edgelink status` for people: one fact per line. */
