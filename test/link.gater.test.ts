@@ -126,6 +126,15 @@ describe('members-only mesh: gater and join protocol against crafted peers', fun
     const ok = await join(evil, leader.multiaddrs[0], { tokenId: body.tokenId as any, proof })
     expect(ok.code).to.equal('')
     expect(leader.hosts().map(r => r.id)).to.include(evil.peerId.toString())
+    // A joiner whose answer was lost retries with the same token and gets the roster again.
+    const retry = await join(evil, leader.multiaddrs[0], { tokenId: body.tokenId as any, proof })
+    expect(retry.code).to.equal('')
+    expect(retry.roster).to.not.equal(undefined)
+    expect(leader.hosts().filter(r => r.id === evil.peerId.toString())).to.have.length(1)
+    // Anyone else with that token is still refused.
+    const other = await plain()
+    const theirs = computeProof(proofKey(otp), body.tokenId, body.leader, other.peerId) as any
+    expect((await join(other, leader.multiaddrs[0], { tokenId: body.tokenId as any, proof: theirs })).code).to.equal('TOKEN_USED')
   })
 
   it('join attempts are rate-limited per address', async () => {

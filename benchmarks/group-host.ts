@@ -1,0 +1,213 @@
+/**
+ * One process of the group benchmark (benchmarks/group.ts forks one per host, like real machines).
+ *
+ *   node dist/benchmarks/group-host.js host|raw|bare   (options as JSON in GROUP_HOST_OPTS)
+ *
+ * - `host`: one edgelink host (createHost) on one exact loopback IP.
+ * - `raw`:  a plain libp2p node with edgelink's stack (TCP + Noise + Yamux, identify, ping, the same
+ *           gossipsub options) and no edgelink: the propagation and memory baseline.
+ * - `bare`: Node doing nothing: the memory floor of the same binary.
+ *
+ * Talks to the parent over IPC: requests `{ id, cmd, ...args }` are answered `{ id, ok, result }`
+ * or `{ id, ok: false, error }`; events are sent unasked as `{ ev, ... }`. Times are epoch ms from
+ * `now()` below (the Date.now() clock with µs resolution, valid across processes on one machine).
+ * Exits cleanly on a `stop` request, on SIGTERM, and when the parent goes away.
+ */
+import crypto from 'node:crypto'
+import net from 'node:net'
+import { getHeapSpaceStatistics } from 'node:v8'
+// Types only here: modules are imported inside each mode, so `bare` loads nothing but Node itself.
+import type { GossipSub, Message } from '@libp2p/gossipsub'
+import type { Libp2p } from 'libp2p'
+import type { Host, HostOptions } from '../lib/index.ts'
+
+/** Epoch ms with sub-ms resolution: Date.now()'s clock, read through the monotonic timer. */
+export const now = (): number => performance.timeOrigin + performance.now()
+
+type Request = { id: number, cmd: string } & Record<string, any>
+
+// Counts signature verifications (libp2p's Ed25519 verify is one `crypto.verify` call): at idle
+// they are the gossipsub messages this host checks, duplicates included.
+let verifies = 0
+const verify = crypto.verify
+crypto.verify = ((...a: any[]) => { verifies++; return (verify as any)(...a) }) as typeof crypto.verify
+
+const mode = process.argv[2] ?? 'host'
+const opts: Record<string, any> = JSON.parse(process.env.GROUP_HOST_OPTS ?? '{}')
+
+// Real machines dial from their own address. On one machine the kernel gives every outgoing
+// loopback connection the source 127.0.0.1, so each host would see all the hosts that dialed it
+// as one IP, and gossipsub's IP-colocation penalty (weight -5 per surplus² above 10 peers per IP;
+// graylist at -80) makes it ignore all of them from 15 such peers on. Bind the source to this
+// host's own IP, as on separate machines; `sourceIp: undefined` (--shared-source-ip) keeps 127.0.0.1.
+if (typeof opts.sourceIp === 'string') {
+  const connect = net.connect
+  net.connect = ((...a: any[]) => {
+    const o = a[0]
+    if (o != null && typeof o === 'object' && o.localAddress == null && typeof o.host === 'string' && o.host.startsWith('127.')) a[0] = { ...o, localAddress: opts.sourceIp }
+    return (connect as any)(...a)
+  }) as typeof net.connect
+}
+
+function send (msg: Record<string, unknown>): void {
+  if (process.connected) {
+    // With a callback, a channel closed meanwhile is reported there instead of as an 'error' event.
+    try { process.send!(msg, undefined, {}, () => {}) } catch {}
+  }
+}
+
+let stopping = false
+let stopFn: () => Promise<void> = async () => {}
+
+async function shutdown (code = 0): Promise<void> {
+  if (stopping) return
+  stopping = true
+  // Bounded: a wedged stop must not leave the process behind.
+  setTimeout(() => process.exit(code), 5_000).unref()
+  try { await stopFn() } catch {}
+  process.exit(code)
+}
+process.once('SIGTERM', () => { void shutdown(0) })
+process.once('SIGINT', () => { void shutdown(0) })
+process.once('disconnect', () => { void shutdown(0) })
+
+function memory (): Record<string, unknown> {
+  const m = process.memoryUsage()
+  // Where the V8 heap's size goes: the young generation (new_space) is sized by allocation rate.
+  const spaces = Object.fromEntries(getHeapSpaceStatistics().map(s => [s.space_name, { size: s.space_size, used: s.space_used_size }]))
+  return { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, spaces }
+}
+
+// ---------------------------------------------------------------- edgelink host
+
+async function runHost (): Promise<Record<string, (req: Request) => Promise<unknown>>> {
+  const { createHost } = await import('../lib/index.ts')
+  const h: Host = await createHost(opts.host as HostOptions)
+  stopFn = async () => { await h.stop() }
+  const baseName = h.options.name
+
+  h.on('settings', s => {
+    const seq = s.values.seq
+    if (seq != null) send({ ev: 'settings', seq: Number(seq), t: now() })
+  })
+  h.on('host:health', row => { send({ ev: 'health', id: row.id, health: row.health, t: now(), lastSeen: row.lastSeen }) })
+  // Status arrival has no public event ('host:health' fires only when health changes), so listen on
+  // the status service itself and report a member's status only when its published name changed.
+  const lastName = new Map<string, string>()
+  const status = (h as any).status as { on: (ev: 'status', fn: (id: string, st: { name: string, sentAt: bigint }) => void) => void, publishSoon: () => void }
+  status.on('status', (id, st) => {
+    if (lastName.get(id) === st.name) return
+    lastName.set(id, st.name)
+    const mark = /#(\d+)$/.exec(st.name)
+    if (mark != null) send({ ev: 'status', from: id, seq: Number(mark[1]), t: now(), sentAt: Number(st.sentAt) })
+  })
+
+  return {
+    info: async () => ({ id: h.id, addrs: h.multiaddrs.map(a => a.toString()), pid: process.pid }),
+    token: async () => (await h.generateLinkToken({ fresh: true })).token,
+    link: async (req) => {
+      const s = await h.link(req.token)
+      return { status: s.status, errorCode: s.errorCode, errorMessage: s.errorMessage }
+    },
+    rows: async () => h.hosts().map(r => ({ id: r.id, health: r.health, lastSeen: r.lastSeen })),
+    updateSettings: async (req) => {
+      const t0 = now()
+      await h.updateSettings([`values.seq=${req.seq}`])
+      return { t0, t1: now() }
+    },
+    settings: async () => h.settings(),
+    // A real status change, published at once: the name in this host's status (and so in every
+    // other host's row for it, `config.name`). `publishSoon()` is what any change calls.
+    statusChange: async (req) => {
+      h.options.name = `${baseName}#${req.seq}`
+      const t0 = now()
+      status.publishSoon()
+      return { t0 }
+    },
+    memory: async () => memory(),
+    connections: async () => h.libp2p.getConnections().length,
+    counters: async () => ({ verifies, statusAccepted: (h as any).status.counters.received as number, connections: h.libp2p.getConnections().length }),
+    // Why a row is not Healthy: connections, gossipsub topic peers and mesh, status counters.
+    diag: async () => {
+      const ps = h.libp2p.services.pubsub as GossipSub
+      const rows = h.hosts()
+      const conns = h.libp2p.getConnections()
+      return {
+        connections: conns.length,
+        connectedPeers: new Set(conns.map(c => c.remotePeer.toString())).size,
+        unhealthy: rows.filter(r => r.health !== 'Healthy').map(r => ({ id: r.id.slice(-6), health: r.health, lastSeen: Math.round(Date.now() - r.lastSeen) })),
+        topics: ps.getTopics().map(t => ({ topic: t.split('/').slice(-2).join('/'), subscribers: ps.getSubscribers(t).length, mesh: (ps as any).getMeshPeers(t).length })),
+        status: (h as any).status.counters
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- plain libp2p + gossipsub
+
+async function runRaw (): Promise<Record<string, (req: Request) => Promise<unknown>>> {
+  const [{ noise }, { gossipsub }, { identify }, { ping }, { tcp }, { yamux }, { multiaddr }, { createLibp2p }] = await Promise.all([
+    import('@chainsafe/libp2p-noise'), import('@libp2p/gossipsub'), import('@libp2p/identify'), import('@libp2p/ping'),
+    import('@libp2p/tcp'), import('@libp2p/yamux'), import('@multiformats/multiaddr'), import('libp2p')
+  ])
+  const node: Libp2p<{ pubsub: GossipSub }> = await createLibp2p({
+    addresses: { listen: [`/ip4/${opts.ip as string}/tcp/0`] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: { denyDialMultiaddr: () => false },
+    connectionManager: { inboundConnectionThreshold: 200, maxIncomingPendingConnections: 200, maxConnections: 1024 },
+    // The options edgelink's hosts use (lib/host.ts createNode).
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, floodPublish: true, fallbackToFloodsub: false, doPX: false })
+    }
+  }) as any
+  stopFn = async () => { await node.stop() }
+  const enc = new TextEncoder()
+  const dec = new TextDecoder()
+  node.services.pubsub.addEventListener('message', (e: CustomEvent<Message>) => {
+    const t = now()
+    const sent = Number(dec.decode(e.detail.data))
+    send({ ev: 'raw', sent, t })
+  })
+  return {
+    info: async () => ({ id: node.peerId.toString(), addrs: node.getMultiaddrs().map(a => a.toString()), pid: process.pid }),
+    dial: async (req) => { await node.dial(multiaddr(req.addr as string), { signal: AbortSignal.timeout(10_000) }); return true },
+    subscribe: async (req) => { node.services.pubsub.subscribe(req.topic as string); return true },
+    subscribers: async (req) => node.services.pubsub.getSubscribers(req.topic as string).length,
+    publish: async (req) => {
+      const t0 = now()
+      await node.services.pubsub.publish(req.topic as string, enc.encode(String(t0)))
+      return { t0 }
+    },
+    memory: async () => memory()
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+let handlers: Record<string, (req: Request) => Promise<unknown>>
+try {
+  handlers = mode === 'host' ? await runHost() : mode === 'raw' ? await runRaw() : { memory: async () => memory() }
+} catch (err: any) {
+  send({ ev: 'fatal', error: String(err?.stack ?? err) })
+  process.exit(1)
+}
+
+process.on('message', (req: Request) => {
+  if (req?.cmd === 'stop') {
+    send({ id: req.id, ok: true, result: true })
+    void shutdown(0)
+    return
+  }
+  const fn = handlers[req?.cmd]
+  if (fn == null) { send({ id: req?.id, ok: false, error: `unknown command ${String(req?.cmd)}` }); return }
+  fn(req).then(
+    result => { send({ id: req.id, ok: true, result }) },
+    (err: any) => { send({ id: req.id, ok: false, error: String(err?.code ?? '') + ' ' + String(err?.message ?? err) }) }
+  )
+})
+
+send({ ev: 'ready', mode, pid: process.pid })
