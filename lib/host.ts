@@ -516,8 +516,8 @@ export class Host extends EventEmitter<HostEvents> {
     const now = this.options.clock.now()
     if (record == null) return fail('TOKEN_UNKNOWN')
     // A follower whose join answer was lost (it timed out while an overloaded leader admitted it)
-    // retries with the same token: give it the roster instead of orphaning it.
-    if (record.used && record.usedBy === id && this.roster!.roster.members.some(m => m.id === id) &&
+    // links again: a member that proves a token it was given gets the roster, nothing is consumed.
+    if ((record.usedBy === id || isLive(record, now)) && this.roster!.roster.members.some(m => m.id === id) &&
         verifyProof(Buffer.from(record.proofKey, 'hex'), req.proof, req.tokenId, this.peerId, remote)) {
       return { code: '', message: '', roster: SignedRoster.decode(this.roster!.bytes) }
     }
@@ -1279,7 +1279,8 @@ export class Host extends EventEmitter<HostEvents> {
     this.lastSeen.set(id, this.options.clock.now())
     if (this.isMember(id)) {
       this.status?.check(id)
-      if (this.node!.getConnections(conn.remotePeer).length === 1) this.docs?.connected(conn.remotePeer)
+      // One side of each pair runs anti-entropy on connect (the answerer pulls back if it lacks anything).
+      if (this.node!.getConnections(conn.remotePeer).length === 1 && this.id < id) this.docs?.connected(conn.remotePeer)
       // The leader brings a (re)connecting member up to date; members need not echo it back.
       if (this.isLeader() && this.node!.getConnections(conn.remotePeer).length === 1) this.pushRoster(conn.remotePeer).catch(() => {})
       return
@@ -1392,6 +1393,14 @@ export class Host extends EventEmitter<HostEvents> {
           // message arrives about D times. Hashing every field keeps a forged copy from shadowing
           // the real one.
           fastMsgIdFn: (msg) => createHash('sha256').update(msg.from ?? EMPTY).update(msg.seqno ?? EMPTY).update(msg.data ?? EMPTY).update(msg.signature ?? EMPTY).update(msg.topic).digest('base64'),
+          // The group is a full mesh and floodPublish already sends every message to every member
+          // directly, so mesh forwarding only adds copies: a small mesh keeps a path around a
+          // missing connection without making every host handle each message seven times.
+          D: 3,
+          Dlo: 2,
+          Dhi: 5,
+          Dout: 1,
+          Dlazy: 3,
           // Every peer passed the members-only gater; on one machine or behind one NAT, many
           // members share an IP, which gossipsub would otherwise penalise as a Sybil attack.
           scoreParams: { IPColocationFactorWeight: 0 }

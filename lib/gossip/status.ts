@@ -105,10 +105,12 @@ export class StatusService extends EventEmitter<{ health: [string, Health], stat
       if (topic != null) {
         pubsub.topicValidators.set(topic, this.validate)
         pubsub.subscribe(topic)
+        // Joining a group: tell it at once. Later roster changes wait for the heartbeat, or a
+        // burst of joins would make every host publish once per join (N² messages).
+        this.publishSoon()
       }
     }
     for (const id of this.table.keys()) if (!this.ctx.isMember(id)) this.table.delete(id)
-    this.publishSoon()
   }
 
   /** Publishes at the next turn of the event loop, coalescing bursts of changes. */
