@@ -7,6 +7,19 @@
  * start at different chunks and soon hold chunks the other lacks, which they then fetch from each
  * other instead of from the leader: the leader's uplink stops being the bottleneck (BitTorrent's
  * argument, kept without its tit-for-tat, since every member is trusted to serve).
+ *
+ * Seeds (peers holding the whole content, typically the uploader) are the scarce uplink: every
+ * byte a seed sends twice is a byte of the content it does not send at all. So
+ * - a chunk some other holder offers is asked of that holder, not of a seed (when that holder is
+ *   busy, its next free slot is waited for);
+ * - with `anyFromSeeds`, a chunk only seeds hold is not asked of a seed by name: the host sends
+ *   an ANY request listing the first such chunks (in this order) and the seed picks one it has
+ *   not given anyone else yet (super-seeding), or answers that it gave them all away (SENT). Each
+ *   chunk then leaves the seed about once, to whichever downloader asked first, and reaches the
+ *   others from that downloader: the seed's uplink carries only what no one else has, shared by
+ *   the downloaders as fast as each takes it. Chunks a seed gave away are awaited from peers;
+ *   when the exchange says the download is stalled (`fallback`: a recipient slow, stuck or gone),
+ *   they are asked of seeds by name.
  */
 import { bitmapLength, clearBit, hasBit } from './bitmap.ts'
 
@@ -14,18 +27,27 @@ const MISSING = 0
 const INFLIGHT = 1
 const DONE = 2
 
+/** Chunks listed in one ANY request. */
+export const ANY_CANDIDATES = 16
+
 /** Why a request for a chunk failed; decides what happens to the peer. */
 export type FailReason =
   /** The bytes did not hash to the chunk: counts toward `maxBadChunks`; never asked for it again. */
   | 'corrupt'
   /** The peer said NOT_FOUND: its bitmap was stale; that bit is cleared. */
   | 'missing'
-  /** The peer said BUSY: rested until its next bitmap. */
+  /** The peer said BUSY: rested until it is heard from again. */
   | 'busy'
-  /** Stream reset, timeout, peer gone: after `maxErrors` in a row, rested until its next bitmap. */
+  /** Stream reset, timeout, peer gone: after `maxErrors` in a row, rested until it is heard from again. */
   | 'error'
+  /** Withdrawn for a reason that is not the peer's (another request broke the stream they shared): asked again, no penalty. */
+  | 'cancelled'
 
-export interface Assignment { peer: string, index: number }
+/**
+ * A request to start: chunk `index` of `peer`, or, with `any`, whichever of those chunks the peer
+ * (a seed) picks (`index` is then -1 until {@link Swarm.picked} says which).
+ */
+export interface Assignment { peer: string, index: number, any?: number[] }
 
 export interface SwarmOptions {
   /** Corrupt chunks from one peer before it is dropped for this content. */
@@ -34,16 +56,34 @@ export interface SwarmOptions {
   maxErrors?: number
   /** Source of the tie-break ranks; inject a seeded one in tests. @default Math.random */
   random?: () => number
+  /** Ask seeds with ANY requests for chunks only seeds hold (see above). @default false */
+  anyFromSeeds?: boolean
+}
+
+/** Slots free for new requests, over all peers and per peer. */
+export interface FreeSlots {
+  total: number
+  peer: (id: string) => number
+  /** Seeds may be asked by name for chunks they gave others (the download is stalled). @default false */
+  fallback?: boolean
 }
 
 interface PeerState {
+  /**
+   * Held everything when first heard of (the uploader, or a host done before this download
+   * began): a seed. A peer that completes while this host downloads is not: its uplink does not
+   * carry what only it holds, and it holds what seeds gave away to it.
+   */
+  origin: boolean
   bitmap: Uint8Array
+  /** Bits set in `bitmap` (up to `size`). */
+  count: number
   /** Chunks of this content being fetched from the peer. */
   inflight: number
   bad: number
   errors: number
   dropped: boolean
-  /** Not asked until its next bitmap arrives (BUSY, or several errors in a row). */
+  /** Not asked until it is heard from again (BUSY, or several errors in a row). */
   resting: boolean
   /** Chunks this peer sent corrupt: never asked of it again. */
   excluded: Set<number>
@@ -52,8 +92,12 @@ interface PeerState {
 export class Swarm {
   /** Number of distinct chunks of the content. */
   readonly size: number
+  private readonly anyFromSeeds: boolean
   private readonly state: Uint8Array
-  private readonly rank: Float64Array
+  /** Per chunk: a seed said it gave it to another downloader; awaited from the peers. */
+  private readonly given: Uint8Array
+  /** Chunk indices by random rank: the tie-break order, drawn once. */
+  private readonly byRank: Uint32Array
   /** Per chunk, how many peers not dropped hold it. */
   private readonly holders: Uint32Array
   private readonly peers = new Map<string, PeerState>()
@@ -64,24 +108,29 @@ export class Swarm {
   private dirty = true
   private left: number
   private inflightCount = 0
+  /** ANY requests that have not picked yet: each may still take one of the chunks listed. */
+  private anyPending = 0
 
   /** `have`: this host's bitmap (missing = nothing held). */
   constructor (size: number, have: Uint8Array | undefined, opts: SwarmOptions) {
     this.size = size
+    this.anyFromSeeds = opts.anyFromSeeds === true
     this.state = new Uint8Array(size)
-    this.rank = new Float64Array(size)
     this.holders = new Uint32Array(size)
+    this.given = new Uint8Array(size)
     this.maxBadChunks = Math.max(1, opts.maxBadChunks)
     this.maxErrors = Math.max(1, opts.maxErrors ?? 2)
     const random = opts.random ?? Math.random
+    const rank = new Float64Array(size)
     this.left = size
     for (let i = 0; i < size; i++) {
-      this.rank[i] = random()
+      rank[i] = random()
       if (have != null && hasBit(have, i)) {
         this.state[i] = DONE
         this.left--
       }
     }
+    this.byRank = Uint32Array.from({ length: size }, (_, i) => i).sort((a, b) => rank[a] - rank[b])
   }
 
   /** Chunks not yet verified here. */
@@ -111,6 +160,12 @@ export class Swarm {
 
   isDropped (peer: string): boolean { return this.peers.get(peer)?.dropped === true }
 
+  /** Whether the peer is a seed: it held every chunk when first heard of, and still does. */
+  isSeed (peer: string): boolean {
+    const p = this.peers.get(peer)
+    return p != null && !p.dropped && p.origin && p.count === this.size
+  }
+
   /**
    * Whether to ask the peer for its bitmap again: not when it is dropped, nor when its last bitmap
    * had every chunk (asking tells nothing new) unless it is resting (its answer ends the rest).
@@ -119,17 +174,33 @@ export class Swarm {
     const p = this.peers.get(peer)
     if (p == null) return true
     if (p.dropped) return false
-    return p.resting || !this.isComplete(p)
+    return p.resting || p.count < this.size
   }
 
-  private isComplete (p: PeerState): boolean {
-    const full = this.size >> 3
-    for (let b = 0; b < full; b++) if (p.bitmap[b] !== 0xff) return false
-    for (let i = full * 8; i < this.size; i++) if (!hasBit(p.bitmap, i)) return false
-    return true
+  /** Ends the peer's rest (it was heard from). */
+  wake (peer: string): void {
+    const p = this.peers.get(peer)
+    if (p == null || p.dropped) return
+    p.resting = false
+    p.errors = 0
   }
 
   knownPeers (): string[] { return [...this.peers.keys()] }
+
+  /** Debug snapshot. */
+  debug (): unknown {
+    let given = 0; let missing = 0; let missingHeld = 0; let missingGivenHeldByNonSeed = 0
+    let seedCount = 0
+    for (const p of this.peers.values()) if (!p.dropped && p.origin && p.count === this.size) seedCount++
+    for (let i = 0; i < this.size; i++) {
+      if (this.state[i] !== MISSING) continue
+      missing++
+      if (this.given[i] === 1) given++
+      if (this.holders[i] > 0) missingHeld++
+      if (this.holders[i] > seedCount) missingGivenHeldByNonSeed++
+    }
+    return { left: this.left, inflight: this.inflightCount, anyPending: this.anyPending, missing, given, missingHeld, heldByNonSeed: missingGivenHeldByNonSeed, dirty: this.dirty, orderLen: this.order.length, peers: [...this.peers].map(([id, p]) => ({ id: id.slice(-4), count: p.count, inflight: p.inflight, resting: p.resting, errors: p.errors, dropped: p.dropped })) }
+  }
 
   /**
    * Up to `max` missing chunks that no peer offers, from chunk `from` on (wrapping), and where to
@@ -145,11 +216,15 @@ export class Swarm {
     return { indices, next: i }
   }
 
+  private newPeer (): PeerState {
+    return { origin: false, bitmap: new Uint8Array(bitmapLength(this.size)), count: 0, inflight: 0, bad: 0, errors: 0, dropped: false, resting: false, excluded: new Set() }
+  }
+
   /** Stops using a peer for this content (it sent corrupt chunks before). */
   drop (peer: string): void {
     let p = this.peers.get(peer)
     if (p == null) {
-      p = { bitmap: new Uint8Array(bitmapLength(this.size)), inflight: 0, bad: 0, errors: 0, dropped: false, resting: false, excluded: new Set() }
+      p = this.newPeer()
       this.peers.set(peer, p)
     }
     if (p.dropped) return
@@ -158,13 +233,14 @@ export class Swarm {
   }
 
   /**
-   * A peer's HAVE answer. Bits past `size` are ignored; a shorter bitmap means the rest is 0.
+   * A peer's whole bitmap. Bits past `size` are ignored; a shorter bitmap means the rest is 0.
    * Also ends the peer's rest: it answered, so it is there.
    */
   setBitmap (peer: string, bitmap: Uint8Array): void {
     let p = this.peers.get(peer)
+    const first = p == null
     if (p == null) {
-      p = { bitmap: new Uint8Array(bitmapLength(this.size)), inflight: 0, bad: 0, errors: 0, dropped: false, resting: false, excluded: new Set() }
+      p = this.newPeer()
       this.peers.set(peer, p)
     }
     if (p.dropped) return
@@ -182,10 +258,26 @@ export class Swarm {
         const now = hasBit(next, i)
         if (was === now) continue
         this.holders[i] += now ? 1 : -1
+        p.count += now ? 1 : -1
         this.dirty = true
       }
     }
     p.bitmap = next
+    if (first) p.origin = p.count === this.size
+  }
+
+  /** Chunks the peer has newly verified (a have update). Indices out of range are ignored. */
+  addHave (peer: string, indices: Iterable<number>): void {
+    const p = this.peers.get(peer)
+    if (p == null || p.dropped) return
+    p.resting = false
+    for (const i of indices) {
+      if (!Number.isInteger(i) || i < 0 || i >= this.size || hasBit(p.bitmap, i)) continue
+      p.bitmap[i >> 3] |= 0x80 >> (i & 7)
+      p.count++
+      this.holders[i]++
+      this.dirty = true
+    }
   }
 
   /** A peer disconnected. Its in-flight requests are reported by their own outcome. */
@@ -194,15 +286,19 @@ export class Swarm {
     if (p == null || p.dropped) return
     this.forgetHoldings(p)
     if (p.inflight === 0) this.peers.delete(peer)
-    else p.bitmap = new Uint8Array(p.bitmap.length)
+    else {
+      p.bitmap = new Uint8Array(p.bitmap.length)
+      p.count = 0
+    }
   }
 
   /**
-   * Picks requests to start: missing chunks rarest first, each from the holder with the most free
-   * slots. `free.total` and `free.peer(id)` are the slots left under the exchange-wide limits
-   * (shared with other downloads). The chunks returned are marked in flight.
+   * Picks requests to start: missing chunks rarest first, each from a holder that is not a seed
+   * when one has a free slot (the one with the most), else from a seed (with `anyFromSeeds`, as
+   * ANY requests listing the first chunks only seeds hold). The chunks returned are marked in
+   * flight (an ANY's once {@link picked}).
    */
-  assign (free: { total: number, peer: (id: string) => number }): Assignment[] {
+  assign (free: FreeSlots): Assignment[] {
     const out: Assignment[] = []
     let total = free.total
     if (total <= 0 || this.left === 0) return out
@@ -214,6 +310,23 @@ export class Swarm {
     }
     if (slots.size === 0) return out
     if (this.dirty) this.rebuild()
+    const seeds = new Set<string>()
+    for (const id of slots.keys()) if (this.isSeed(id)) seeds.add(id)
+    let seedCount = 0
+    for (const p of this.peers.values()) if (!p.dropped && p.origin && p.count === this.size) seedCount++
+    const take = (id: string, n: number, i: number): void => {
+      out.push({ peer: id, index: i })
+      this.state[i] = INFLIGHT
+      this.inflightCount++;
+      (this.peers.get(id) as PeerState).inflight++
+      total--
+      if (n === 1) slots.delete(id)
+      else slots.set(id, n - 1)
+    }
+    /** Chunks only seeds hold, for ANY requests. */
+    const candidates: number[] = []
+    /** Chunks to ask seeds for by name only when stalled. */
+    const later: number[] = []
     let doneSeen = 0
     for (const i of this.order) {
       const st = this.state[i]
@@ -223,23 +336,84 @@ export class Swarm {
       }
       let best: string | undefined
       let bestFree = 0
+      let seed: string | undefined
+      let seedFree = 0
       for (const [id, n] of slots) {
-        if (n <= bestFree) continue
         const p = this.peers.get(id) as PeerState
-        if (hasBit(p.bitmap, i) && !p.excluded.has(i)) { best = id; bestFree = n }
+        if (!hasBit(p.bitmap, i) || p.excluded.has(i)) continue
+        if (seeds.has(id)) {
+          if (n > seedFree) { seed = id; seedFree = n }
+        } else if (n > bestFree) {
+          best = id
+          bestFree = n
+        }
       }
-      if (best == null) continue
-      out.push({ peer: best, index: i })
-      this.state[i] = INFLIGHT
-      this.inflightCount++;
-      (this.peers.get(best) as PeerState).inflight++
-      if (bestFree === 1) slots.delete(best)
-      else slots.set(best, bestFree - 1)
-      if (--total === 0 || slots.size === 0) break
+      if (best != null) take(best, bestFree, i)
+      else if (seed == null) continue
+      // Held by a downloader too (busy now), or given to one: the seed's uplink is scarcer.
+      else if (this.holders[i] > seedCount || this.given[i] === 1) later.push(i)
+      else if (!this.anyFromSeeds) take(seed, seedFree, i)
+      else if (candidates.length < ANY_CANDIDATES) candidates.push(i)
+      if (total === 0 || slots.size === 0) break
+    }
+    // ANY requests to the seeds with free slots, all listing the same chunks: a seed picks one it
+    // has not given away for each, a different one each time.
+    // Each ANY still out may take one of them: no more ANYs than chunks left to pick.
+    for (const id of candidates.length > 0 ? seeds : []) {
+      let n = slots.get(id) ?? 0
+      for (; n > 0 && total > 0 && this.anyPending < candidates.length; n--) {
+        out.push({ peer: id, index: -1, any: candidates });
+        (this.peers.get(id) as PeerState).inflight++
+        this.anyPending++
+        total--
+      }
+      slots.delete(id)
+    }
+    // Stalled: seeds' free slots go to those chunks by name rather than idle.
+    for (const i of free.fallback === true ? later : []) {
+      if (total === 0 || slots.size === 0) break
+      let seed: string | undefined
+      let seedFree = 0
+      for (const id of seeds) {
+        const n = slots.get(id) ?? 0
+        const p = this.peers.get(id) as PeerState
+        if (n > seedFree && hasBit(p.bitmap, i) && !p.excluded.has(i)) { seed = id; seedFree = n }
+      }
+      if (seed != null) take(seed, seedFree, i)
     }
     // Walking past many done chunks each time is wasted work: compact now and then.
-    if (doneSeen > 64 && doneSeen > this.order.length / 2) this.order = this.order.filter(i => this.state[i] !== DONE)
+    if (doneSeen > 64 && doneSeen > this.order.length / 8) this.order = this.order.filter(i => this.state[i] !== DONE)
     return out
+  }
+
+  /**
+   * The seed answering an ANY picked chunk i: it is in flight from now on, like any request.
+   * Returns false when it was in flight or done already (asked of someone else meanwhile).
+   */
+  picked (i: number): boolean {
+    this.anyPending--
+    if (this.state[i] !== MISSING) return false
+    this.state[i] = INFLIGHT
+    this.inflightCount++
+    return true
+  }
+
+  /**
+   * An ANY request ended without a chunk picked: `sent` when the seed gave every listed chunk to
+   * others (they are awaited from the peers from now on), else it failed like a request.
+   */
+  anyEnded (peer: string, candidates: number[], reason: FailReason | 'sent'): 'dropped' | 'resting' | undefined {
+    this.anyPending--
+    if (reason === 'sent') {
+      for (const i of candidates) this.given[i] = 1
+      const p = this.peers.get(peer)
+      if (p != null) {
+        p.inflight--
+        this.maybeForget(peer, p)
+      }
+      return undefined
+    }
+    return this.failed(peer, -1, reason)
   }
 
   /** The chunk from `peer` was verified and stored. Returns false when it was done already. */
@@ -258,11 +432,11 @@ export class Swarm {
   }
 
   /**
-   * A request failed; the chunk is missing again and goes to the next assignment (to another peer
+   * A request failed (`i` -1: an ANY before it picked); the chunk is missing again and goes to the next assignment (to another peer
    * when it was corrupt). Returns what happened to the peer.
    */
   failed (peer: string, i: number, reason: FailReason): 'dropped' | 'resting' | undefined {
-    if (this.state[i] === INFLIGHT) {
+    if (i >= 0 && this.state[i] === INFLIGHT) {
       this.state[i] = MISSING
       this.inflightCount--
     }
@@ -274,21 +448,24 @@ export class Swarm {
       outcome = undefined
     } else if (reason === 'corrupt') {
       p.bad++
-      p.excluded.add(i)
+      if (i >= 0) p.excluded.add(i)
       if (p.bad >= this.maxBadChunks) {
         this.forgetHoldings(p)
         p.dropped = true
         outcome = 'dropped'
       }
     } else if (reason === 'missing') {
-      if (hasBit(p.bitmap, i)) {
+      if (i >= 0 && hasBit(p.bitmap, i)) {
         clearBit(p.bitmap, i)
+        p.count--
         this.holders[i]--
         this.dirty = true
       }
     } else if (reason === 'busy') {
       p.resting = true
       outcome = 'resting'
+    } else if (reason === 'cancelled') {
+      outcome = undefined
     } else if (++p.errors >= this.maxErrors) {
       p.resting = true
       outcome = 'resting'
@@ -308,18 +485,18 @@ export class Swarm {
 
   /** A removed peer's record lingers until its last request ends; dropped peers stay dropped. */
   private maybeForget (id: string, p: PeerState): void {
-    if (!p.dropped && p.inflight === 0 && this.holdingsEmpty(p) && p.bad === 0) this.peers.delete(id)
+    if (!p.dropped && p.inflight === 0 && p.count === 0 && p.bad === 0) this.peers.delete(id)
   }
 
-  private holdingsEmpty (p: PeerState): boolean {
-    for (let b = 0; b < p.bitmap.length; b++) if (p.bitmap[b] !== 0) return false
-    return true
-  }
-
+  /** Rarest first, rank order within equally rare chunks: one pass over the rank order and a counting sort. O(size). */
   private rebuild (): void {
-    const order: number[] = []
-    for (let i = 0; i < this.size; i++) if (this.state[i] !== DONE && this.holders[i] > 0) order.push(i)
-    order.sort((a, b) => (this.holders[a] - this.holders[b]) || (this.rank[a] - this.rank[b]))
+    let max = 0
+    for (let i = 0; i < this.size; i++) if (this.holders[i] > max) max = this.holders[i]
+    const counts = new Uint32Array(max + 2)
+    for (const i of this.byRank) if (this.state[i] !== DONE && this.holders[i] > 0) counts[this.holders[i] + 1]++
+    for (let h = 1; h < counts.length; h++) counts[h] += counts[h - 1]
+    const order = new Array<number>(counts[counts.length - 1])
+    for (const i of this.byRank) if (this.state[i] !== DONE && this.holders[i] > 0) order[counts[this.holders[i]]++] = i
     this.order = order
     this.dirty = false
   }

@@ -1,0 +1,521 @@
+/**
+ * Content sync benchmark, with its baselines measured in the same run.
+ *
+ *   npm run bench:content -- [--mib 256] [--rounds 3] [--hosts 5] [--rate 100] [--only loopback|netns]
+ *
+ * 1. Loopback, one pair, no shaping, two processes (benchmarks/content-host.ts): a real host pair
+ *    through the library (the leader `addContent`s `--mib` MiB, the follower fetches it into its
+ *    store, verifying every chunk) next to a raw libp2p stream on the same connection of the same
+ *    two hosts (Noise + Yamux, `--raw-write` KiB writes) and raw TCP (node `net`) between the same
+ *    two processes. `--rounds` rounds, the three alternating in a rotating order; medians.
+ *    Target: sync ≥ 0.9 × raw libp2p.
+ * 2. `--hosts` hosts in network namespaces (test/testbed/netns.ts), every host's cable shaped to
+ *    `--rate` Mbit/s both ways, one host process per namespace. The leader adds `--mib` MiB; the
+ *    time until every follower holds it complete is compared with the physical limit (size ÷
+ *    link rate: every follower has to receive it all through its own cable) and with one-source
+ *    distribution measured in the same run: every follower downloading it from the leader at once
+ *    over plain TCP. Also one plain TCP download on an otherwise idle cable (what one cable
+ *    carries), and the bytes each host served. Target: ≤ 1.15 × the limit.
+ *
+ * Prints one JSON object on stdout (also written to benchmarks/results/content-latest.json) and a
+ * table on stderr. Exits 0 when a target is missed (`pass` says so), 1 when the benchmark itself
+ * fails. Children and namespaces are removed at the end, also on failure and on Ctrl-C.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
+import { loadavg } from 'node:os'
+import { join } from 'node:path'
+import { extname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { createTestbed, netnsAvailable, type Testbed } from '../test/testbed/netns.ts'
+import { environment, loopbackIp, median, sleep, table, TempDirs, writeResult } from './lib.ts'
+
+/** Interval of the per-cable traffic samples in part 2, in ms. */
+const SAMPLE_MS = 250
+const TARGETS = { loopback_ratio_to_raw_libp2p: 0.9, netns_ratio_to_limit: 1.15 }
+
+const { values: args } = parseArgs({
+  options: {
+    mib: { type: 'string', default: '256' },
+    rounds: { type: 'string', default: '3' },
+    hosts: { type: 'string', default: '5' },
+    rate: { type: 'string', default: '100' },
+    /** Write size of the raw libp2p baseline, in KiB. */
+    'raw-write': { type: 'string', default: '1024' },
+    only: { type: 'string', default: '' },
+    /** Which loopback measurements to run (comma-separated): sync, raw, tcp. */
+    kinds: { type: 'string', default: 'sync,raw,tcp' },
+    /** Write a CPU profile of both loopback hosts for each measurement into this directory. */
+    profile: { type: 'string', default: '' },
+    /** Skip the one-source TCP baseline of part 2 (it takes about hosts − 1 times the limit). */
+    'no-baseline': { type: 'boolean', default: false }
+  }
+})
+const MIB = Number(args.mib)
+const BYTES = MIB * 1024 * 1024
+const ROUNDS = Number(args.rounds)
+const HOSTS = Number(args.hosts)
+const RATE = Number(args.rate)
+const RAW_WRITE = Number(args['raw-write']) * 1024
+if (!(MIB > 0) || !(ROUNDS >= 1) || !(HOSTS >= 2) || !(RATE > 0) || !(RAW_WRITE > 0)) throw new Error('bad arguments')
+
+/** Node flags for the host processes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where their time goes. */
+const EXEC_ARGV = (process.env.CONTENT_HOST_NODE_FLAGS ?? '').split(/\s+/).filter(f => f !== '')
+const HOST_SCRIPT = fileURLToPath(new URL(`./content-host${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
+const dirs = new TempDirs()
+const procs = new Set<ChildProcess>()
+const log = (s: string): void => { process.stderr.write(`[content] ${s}\n`) }
+const r2 = (x: number): number => Math.round(x * 100) / 100
+const r3 = (x: number): number => Math.round(x * 1000) / 1000
+
+// ---------------------------------------------------------------- children
+
+type Event = Record<string, any> & { ev: string }
+
+class Child {
+  readonly proc: ChildProcess
+  readonly label: string
+  private nextId = 1
+  private readonly pending = new Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>()
+  private readonly listeners: Array<(e: Event) => void> = []
+  private readonly errTail: string[] = []
+  /** When this host reported each content complete (its `content:complete` events). */
+  private readonly completes = new Map<string, number>()
+  readonly exited: Promise<number | null>
+  id = ''
+  addrs: string[] = []
+
+  constructor (proc: ChildProcess, label: string) {
+    this.proc = proc
+    this.label = label
+    procs.add(proc)
+    this.exited = new Promise(resolve => proc.once('exit', code => {
+      procs.delete(proc)
+      for (const p of this.pending.values()) p.reject(new Error(`${label} exited (${String(code)}): ${this.stderr()}`))
+      this.pending.clear()
+      resolve(code)
+    }))
+    proc.stderr?.setEncoding('utf8').on('data', (d: string) => { this.errTail.push(d); if (this.errTail.length > 20) this.errTail.shift() })
+    proc.stdout?.resume()
+    proc.on('message', (m: any) => {
+      if (m?.ev === 'complete') this.completes.set(m.id, m.t)
+      if (m?.ev != null) { for (const l of this.listeners) l(m); return }
+      const p = this.pending.get(m?.id)
+      if (p == null) return
+      this.pending.delete(m.id)
+      if (m.ok === true) p.resolve(m.result)
+      else p.reject(new Error(`${label}: ${String(m.error)}`))
+    })
+  }
+
+  /** Waits for the child's `ready` and reads its id and addresses. */
+  async ready (timeout = 30_000): Promise<this> {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { this.proc.kill('SIGKILL'); reject(new Error(`${this.label} not ready after ${timeout} ms: ${this.stderr()}`)) }, timeout)
+      this.on(e => {
+        if (e.ev === 'ready') { clearTimeout(timer); resolve() }
+        if (e.ev === 'fatal') { clearTimeout(timer); reject(new Error(`${this.label}: ${String(e.error)}`)) }
+      })
+      void this.exited.then(code => { clearTimeout(timer); reject(new Error(`${this.label} exited (${String(code)}) before ready: ${this.stderr()}`)) })
+    })
+    const info = await this.call('info')
+    this.id = info.id
+    this.addrs = info.addrs
+    return this
+  }
+
+  get alive (): boolean { return this.proc.exitCode == null && this.proc.signalCode == null }
+  stderr (): string { return this.errTail.join('').trim().split('\n').slice(-5).join(' | ') }
+  on (fn: (e: Event) => void): void { this.listeners.push(fn) }
+
+  async call (cmd: string, params: Record<string, unknown> = {}, timeout = 30_000): Promise<any> {
+    if (!this.alive) throw new Error(`${this.label} is not running: ${this.stderr()}`)
+    const id = this.nextId++
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { this.pending.delete(id); reject(new Error(`${this.label}: ${cmd} timed out after ${timeout} ms`)) }, timeout)
+      this.pending.set(id, {
+        resolve: (v) => { clearTimeout(timer); resolve(v) },
+        reject: (e) => { clearTimeout(timer); reject(e) }
+      })
+      this.proc.send({ id, cmd, ...params })
+    })
+  }
+
+  /** The time this host reported content `id` complete (its `content:complete` event). */
+  async completed (id: string, timeout: number): Promise<number> {
+    const end = Date.now() + timeout
+    for (;;) {
+      const t = this.completes.get(id)
+      if (t != null) return t
+      if (!this.alive) throw new Error(`${this.label} exited: ${this.stderr()}`)
+      if (Date.now() > end) throw new Error(`${this.label}: content not complete after ${timeout} ms`)
+      await sleep(5)
+    }
+  }
+
+  async stop (): Promise<void> {
+    if (!this.alive) return
+    try { this.proc.send({ id: 0, cmd: 'stop' }) } catch {}
+    const killer = setTimeout(() => { this.proc.kill('SIGKILL') }, 5_000)
+    await this.exited
+    clearTimeout(killer)
+  }
+}
+
+function env (host: Record<string, unknown>): NodeJS.ProcessEnv {
+  return { ...process.env, CONTENT_HOST_OPTS: JSON.stringify({ host, rawWrite: RAW_WRITE }) }
+}
+
+/** A host on loopback, forked. */
+async function loopbackHost (label: string, ip: string): Promise<Child> {
+  const host = { dataDir: await dirs.make(), listen: [`${ip}:0`], name: label }
+  const proc = fork(HOST_SCRIPT, [], { execPath: process.execPath, execArgv: EXEC_ARGV, env: env(host), stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+  return await new Child(proc, label).ready()
+}
+
+/** Links every follower to the leader and waits until all see all Healthy. */
+async function formGroup (leader: Child, followers: Child[]): Promise<void> {
+  for (const f of followers) {
+    const token = await leader.call('token')
+    const s = await f.call('link', { token }, 60_000)
+    if (s.status !== 'Linked' && s.errorCode != null) throw new Error(`${f.label} could not link: ${String(s.errorCode)} ${String(s.errorMessage)}`)
+  }
+  const all = [leader, ...followers]
+  const end = Date.now() + 60_000
+  while (!(await Promise.all(all.map(async c => await c.call('healthy', { n: all.length })))).every(Boolean)) {
+    if (Date.now() > end) throw new Error('the group never became Healthy everywhere')
+    await sleep(100)
+  }
+}
+
+const cpuMs = (c: { user: number, system: number }): number => (c.user + c.system) / 1000
+
+// ---------------------------------------------------------------- part 1: loopback
+
+interface LoopbackResult {
+  rounds: number
+  mib: number
+  raw_write_kib: number
+  order: string[][]
+  sync_MBps: number[]
+  sync_with_import_MBps: number[]
+  raw_libp2p_MBps: number[]
+  raw_tcp_MBps: number[]
+  sync_p50_MBps: number
+  raw_libp2p_p50_MBps: number
+  raw_tcp_p50_MBps: number
+  ratio_sync_to_raw_libp2p: number
+  ratio_sync_to_raw_tcp: number
+  ratio_raw_libp2p_to_raw_tcp: number
+  /** CPU time per GiB moved, median over rounds, in ms: sender / receiver. */
+  cpu_ms_per_GiB: Record<string, { sender: number, receiver: number }>
+  exchange: { requested: number, received: number, failed: number, corrupt: number, channels: number }
+  target: number
+  pass: boolean
+}
+
+async function loopback (): Promise<LoopbackResult> {
+  const children: Child[] = []
+  try {
+    const ipA = loopbackIp()
+    const ipB = loopbackIp()
+    const [a, b] = await Promise.all([loopbackHost('leader', ipA), loopbackHost('follower', ipB)])
+    children.push(a, b)
+    await formGroup(a, [b])
+    await a.call('rawServe')
+    const { port } = await a.call('tcpServe', { ip: ipA })
+    const files = await dirs.make('edgelink-bench-files-')
+    const runs: Record<string, number[]> = { sync: [], sync_import: [], raw: [], tcp: [] }
+    const cpuRuns: Record<string, { sender: number[], receiver: number[] }> = { sync: { sender: [], receiver: [] }, raw: { sender: [], receiver: [] }, tcp: { sender: [], receiver: [] } }
+    const order: string[][] = []
+    const kinds = ['sync', 'raw', 'tcp'].filter(k => args.kinds.split(',').includes(k))
+    const GiB = BYTES / 2 ** 30
+    for (let r = 0; r < ROUNDS; r++) {
+      const path = join(files, `content-${r}.bin`)
+      await a.call('makeFile', { path, mib: MIB, seed: r }, 600_000)
+      const seq = kinds.map((_, i) => kinds[(i + r) % kinds.length])
+      order.push(seq)
+      for (const kind of seq) {
+        const profile = async (c: Child, cmd: 'profStart' | 'profStop', side: string): Promise<void> => {
+          if (args.profile !== '') await c.call(cmd, { path: join(args.profile, `${kind}-${r}-${side}.cpuprofile`) })
+        }
+        const counters = async (c: Child): Promise<{ user: number, system: number }> => (await c.call('counters')).cpu
+        let sender0 = { user: 0, system: 0 }
+        await profile(b, 'profStart', 'receiver')
+        const receiver0 = await counters(b)
+        if (kind !== 'sync') {
+          await profile(a, 'profStart', 'sender')
+          sender0 = await counters(a)
+        }
+        if (kind === 'tcp') {
+          const res = await b.call('tcpFetch', { ip: ipA, port, bytes: BYTES, from: ipB }, 600_000)
+          runs.tcp.push(BYTES / 1e6 / ((res.t1 - res.t0) / 1000))
+        } else if (kind === 'raw') {
+          const res = await b.call('rawFetch', { peer: a.id, bytes: BYTES }, 600_000)
+          runs.raw.push(BYTES / 1e6 / ((res.t1 - res.t0) / 1000))
+        } else {
+          // The follower learns of the content by gossip once `add` announced it; its complete
+          // event is what a user waits for. The import (chunking, hashing and storing the file on
+          // the leader) is not a transfer: it is timed apart, and the leader's CPU is counted
+          // from the announcement on.
+          const added = await a.call('add', { path }, 600_000)
+          sender0 = await counters(a)
+          await profile(a, 'profStart', 'sender')
+          const t = await b.completed(added.id, 600_000)
+          runs.sync.push(BYTES / 1e6 / ((t - added.t1) / 1000))
+          runs.sync_import.push(BYTES / 1e6 / ((t - added.t0) / 1000))
+        }
+        const [sender1, receiver1] = await Promise.all([counters(a), counters(b)])
+        await Promise.all([profile(a, 'profStop', 'sender'), profile(b, 'profStop', 'receiver')])
+        cpuRuns[kind].sender.push((cpuMs(sender1) - cpuMs(sender0)) / GiB)
+        cpuRuns[kind].receiver.push((cpuMs(receiver1) - cpuMs(receiver0)) / GiB)
+      }
+      log(`loopback round ${r + 1}/${ROUNDS}: sync ${Math.round(runs.sync[r] ?? NaN)} MB/s, raw libp2p ${Math.round(runs.raw[r] ?? NaN)} MB/s, raw TCP ${Math.round(runs.tcp[r] ?? NaN)} MB/s`)
+    }
+    const counters = (await b.call('counters')).exchange
+    const p50 = (xs: number[]): number => Math.round(median(xs))
+    const ratio = r2(median(runs.sync) / median(runs.raw))
+    return {
+      rounds: ROUNDS,
+      mib: MIB,
+      raw_write_kib: RAW_WRITE / 1024,
+      order,
+      sync_MBps: runs.sync.map(Math.round),
+      sync_with_import_MBps: runs.sync_import.map(Math.round),
+      raw_libp2p_MBps: runs.raw.map(Math.round),
+      raw_tcp_MBps: runs.tcp.map(Math.round),
+      sync_p50_MBps: p50(runs.sync),
+      raw_libp2p_p50_MBps: p50(runs.raw),
+      raw_tcp_p50_MBps: p50(runs.tcp),
+      ratio_sync_to_raw_libp2p: ratio,
+      ratio_sync_to_raw_tcp: r2(median(runs.sync) / median(runs.tcp)),
+      ratio_raw_libp2p_to_raw_tcp: r2(median(runs.raw) / median(runs.tcp)),
+      cpu_ms_per_GiB: Object.fromEntries(Object.entries(cpuRuns).map(([k, v]) => [k, { sender: Math.round(median(v.sender)), receiver: Math.round(median(v.receiver)) }])),
+      exchange: { requested: counters.requested, received: counters.received, failed: counters.failed, corrupt: counters.corrupt, channels: counters.channels },
+      target: TARGETS.loopback_ratio_to_raw_libp2p,
+      pass: ratio >= TARGETS.loopback_ratio_to_raw_libp2p
+    }
+  } finally {
+    await Promise.allSettled(children.map(async c => { await c.stop() }))
+  }
+}
+
+// ---------------------------------------------------------------- part 2: network namespaces
+
+interface HostFigures {
+  role: 'leader' | 'follower'
+  ip: string
+  /** Chunk bytes this host's exchange served, in MiB, and as a multiple of the content. */
+  served_mib: number
+  served_x: number
+  /** Bytes its interface sent / received during the sync (everything: TCP/IP, Noise, Yamux, gossip), in MiB. */
+  wire_tx_mib: number
+  wire_rx_mib: number
+  complete_s?: number
+}
+
+interface NetnsResult {
+  hosts: number
+  rate_mbit: number
+  mib: number
+  /** size ÷ link rate: each follower must receive the whole content through its own cable. */
+  limit_s: number
+  /** From the leader's `addContent` resolving (announced) to the last follower complete. */
+  swarm_s: number
+  /** The same from the start of `addContent` (includes importing the file on the leader). */
+  swarm_with_import_s: number
+  import_s: number
+  ratio_to_limit: number
+  /** Plain TCP, one stream on an idle cable: what a cable carries as payload. */
+  single_tcp_s?: number
+  ratio_single_tcp_to_limit?: number
+  /** Every follower downloads from the leader at once (plain TCP): one-source distribution. */
+  one_source_tcp_s?: number
+  ratio_one_source_to_limit?: number
+  speedup_vs_one_source?: number
+  per_host: HostFigures[]
+  connections_closed: Array<{ host: string, peer: string, t: number }>
+  /** Every SAMPLE_MS from the announcement: Mbit/s the leader sent and each follower received. */
+  timeline_mbit: Array<{ t: number, leader_tx: number, followers_rx: number[] }>
+  leader_served_x: number
+  target: number
+  pass: boolean
+}
+
+async function run (file: string, argv: string[]): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    execFile(file, argv, (err, stdout, stderr) => { if (err != null) reject(new Error(`${file} ${argv.join(' ')}: ${stderr}`)); else resolve(stdout) })
+  })
+}
+
+/** Bytes sent and received by an interface inside a namespace. */
+async function ifaceBytes (ns: string, ifname: string): Promise<{ tx: number, rx: number }> {
+  const out = JSON.parse(await run('ip', ['-n', ns, '-j', '-s', 'link', 'show', 'dev', ifname]))
+  const s = out[0].stats64 ?? out[0].stats
+  return { tx: Number(s.tx.bytes), rx: Number(s.rx.bytes) }
+}
+
+async function netns (): Promise<NetnsResult> {
+  const ok = await netnsAvailable()
+  if (!ok.ok) throw new Error(`network namespaces are not available: ${ok.reason ?? ''}`)
+  let bed: Testbed | undefined
+  const children: Child[] = []
+  try {
+    bed = await createTestbed({ hosts: HOSTS, rateMbit: RATE })
+    log(`test bed ${bed.prefix}: ${HOSTS} hosts in ${bed.subnet}, ${RATE} Mbit/s per cable`)
+    const spawned = await Promise.all(bed.hosts.map(async (h, i) => {
+      const label = i === 0 ? 'leader' : `follower${i}`
+      const host = { dataDir: await dirs.make(), listen: [`${h.ip}:0`], name: label }
+      const proc = h.spawn([process.execPath, ...EXEC_ARGV, HOST_SCRIPT], { env: env(host), stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+      return await new Child(proc, label).ready(60_000)
+    }))
+    children.push(...spawned)
+    const [leader, ...followers] = spawned
+    await formGroup(leader, followers)
+    /** Connections that closed during the swarm (each fails its requests; libp2p's connection monitor closes a connection whose ping takes too long). */
+    const closed: Array<{ host: string, peer: string, t: number }> = []
+    for (const c of spawned) c.on(e => { if (e.ev === 'connclose') closed.push({ host: c.label, peer: spawned.find(x => x.id === e.peer)?.label ?? e.peer, t: e.t }) })
+    log('group formed')
+    const files = await dirs.make('edgelink-bench-files-')
+    const path = join(files, 'netns-content.bin')
+    await leader.call('makeFile', { path, mib: MIB, seed: 1000 }, 600_000)
+
+    // --- the swarm: one addContent, every follower fetches
+    const before = await Promise.all(bed.hosts.map(async h => await ifaceBytes(h.name, h.ifname)))
+    const served0 = await Promise.all(spawned.map(async c => (await c.call('counters')).exchange.servedBytes as number))
+    const limitS = BYTES * 8 / (RATE * 1e6)
+    // Every cable's traffic, sampled: where the time goes (idle uplinks, a slow start, a long tail).
+    const samples: Array<{ t: number, bytes: Array<{ tx: number, rx: number }> }> = []
+    let sampling = true
+    const sampler = (async () => {
+      while (sampling) {
+        samples.push({ t: performance.timeOrigin + performance.now(), bytes: await Promise.all(bed!.hosts.map(async h => await ifaceBytes(h.name, h.ifname))) })
+        await sleep(SAMPLE_MS)
+      }
+    })()
+    const added = await leader.call('add', { path }, 600_000)
+    if (process.env.DEBUG_STREAMS != null) setTimeout(() => { void Promise.all(spawned.map(async c => await c.call('streams'))).then(x => { log(JSON.stringify(x)) }) }, 3000)
+    let ends: number[]
+    try {
+      ends = await Promise.all(followers.map(async f => await f.completed(added.id, limitS * 10_000)))
+    } finally {
+      sampling = false
+      await sampler
+    }
+    const last = Math.max(...ends)
+    const after = await Promise.all(bed.hosts.map(async h => await ifaceBytes(h.name, h.ifname)))
+    const served1 = await Promise.all(spawned.map(async c => (await c.call('counters')).exchange.servedBytes as number))
+    const perHost: HostFigures[] = spawned.map((c, i) => ({
+      role: i === 0 ? 'leader' : 'follower',
+      ip: bed!.hosts[i].ip,
+      served_mib: r2((served1[i] - served0[i]) / 2 ** 20),
+      served_x: r2((served1[i] - served0[i]) / BYTES),
+      wire_tx_mib: r2((after[i].tx - before[i].tx) / 2 ** 20),
+      wire_rx_mib: r2((after[i].rx - before[i].rx) / 2 ** 20),
+      ...(i > 0 ? { complete_s: r2((ends[i - 1] - added.t1) / 1000) } : {})
+    }))
+    const swarmS = (last - added.t1) / 1000
+    const connectionsClosed = closed.filter(x => x.t >= added.t1 && x.t <= last).map(x => ({ ...x, t: r2((x.t - added.t1) / 1000) }))
+    if (connectionsClosed.length > 0) log(`connections closed during the swarm: ${JSON.stringify(connectionsClosed)}`)
+    // Mbit/s per host per interval from the announcement on: leader tx, followers rx.
+    const timeline = samples.slice(1).filter(x => x.t >= added.t1 - SAMPLE_MS).map((x, k, all) => {
+      const prev = k === 0 ? samples[samples.indexOf(x) - 1] : all[k - 1]
+      const dt = (x.t - prev.t) / 1000
+      const mbit = (a: number, b: number): number => Math.round((a - b) * 8 / dt / 1e6)
+      return { t: r2((x.t - added.t1) / 1000), leader_tx: mbit(x.bytes[0].tx, prev.bytes[0].tx), followers_rx: x.bytes.slice(1).map((b, j) => mbit(b.rx, prev.bytes[j + 1].rx)) }
+    })
+    log(`swarm: all ${followers.length} followers complete ${r2(swarmS)} s after the announcement (limit ${r2(limitS)} s)`)
+
+    // --- what one cable carries: one TCP download, nothing else on the cables
+    const { port } = await leader.call('tcpServe', { ip: bed.hosts[0].ip })
+    const single = await followers[0].call('tcpFetch', { ip: bed.hosts[0].ip, port, bytes: BYTES }, limitS * 10_000)
+    const singleS = (single.t1 - single.t0) / 1000
+    log(`one TCP download on an idle cable: ${r2(singleS)} s`)
+
+    // --- one source: every follower downloads from the leader at once
+    let oneSourceS: number | undefined
+    if (!args['no-baseline']) {
+      const res = await Promise.all(followers.map(async f => await f.call('tcpFetch', { ip: bed!.hosts[0].ip, port, bytes: BYTES }, limitS * followers.length * 10_000)))
+      oneSourceS = (Math.max(...res.map(x => x.t1)) - Math.min(...res.map(x => x.t0))) / 1000
+      log(`one source: ${followers.length} TCP downloads from the leader at once: ${r2(oneSourceS)} s`)
+    }
+    const ratio = r3(swarmS / limitS)
+    return {
+      hosts: HOSTS,
+      rate_mbit: RATE,
+      mib: MIB,
+      limit_s: r2(limitS),
+      swarm_s: r2(swarmS),
+      swarm_with_import_s: r2((last - added.t0) / 1000),
+      import_s: r2((added.t1 - added.t0) / 1000),
+      ratio_to_limit: ratio,
+      single_tcp_s: r2(singleS),
+      ratio_single_tcp_to_limit: r3(singleS / limitS),
+      ...(oneSourceS != null ? { one_source_tcp_s: r2(oneSourceS), ratio_one_source_to_limit: r3(oneSourceS / limitS), speedup_vs_one_source: r2(oneSourceS / swarmS) } : {}),
+      per_host: perHost,
+      connections_closed: connectionsClosed,
+      timeline_mbit: timeline,
+      leader_served_x: perHost[0].served_x,
+      target: TARGETS.netns_ratio_to_limit,
+      pass: ratio <= TARGETS.netns_ratio_to_limit
+    }
+  } finally {
+    await Promise.allSettled(children.map(async c => { await c.stop() }))
+    await bed?.destroy()
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+function killAll (): void {
+  for (const p of procs) { try { p.kill('SIGKILL') } catch {} }
+}
+process.on('exit', killAll)
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    killAll()
+    void dirs.cleanup().finally(() => process.exit(130))
+  })
+}
+
+let failed = false
+const result: Record<string, unknown> = {
+  benchmark: 'content',
+  environment: { ...environment(), loadavg_start: loadavg().map(r2) },
+  params: { mib: MIB, rounds: ROUNDS, hosts: HOSTS, rate_mbit: RATE, raw_write_kib: RAW_WRITE / 1024, host_options: 'defaults (lan) but dataDir, listen, name' },
+  targets: TARGETS
+}
+try {
+  if (args.only === '' || args.only === 'loopback') result.loopback = await loopback()
+  if (args.only === '' || args.only === 'netns') result.netns = await netns()
+} catch (err: any) {
+  failed = true
+  result.error = String(err?.stack ?? err)
+  log(`FAILED: ${String(err?.message ?? err)}`)
+} finally {
+  killAll()
+  await dirs.cleanup()
+}
+;(result.environment as Record<string, unknown>).loadavg_end = loadavg().map(r2)
+await writeResult('content', result)
+process.stdout.write(JSON.stringify(result, null, 2) + '\n')
+
+const rows: Array<Array<string | number>> = [['what', 'value', 'target / note']]
+const lb = result.loopback as LoopbackResult | undefined
+if (lb != null) {
+  rows.push([`loopback sync (host pair, ${lb.mib} MiB), MB/s p50`, lb.sync_p50_MBps, lb.sync_MBps.join(' ')])
+  rows.push([`raw libp2p stream (${lb.raw_write_kib} KiB writes), MB/s p50`, lb.raw_libp2p_p50_MBps, lb.raw_libp2p_MBps.join(' ')])
+  rows.push(['raw TCP, MB/s p50', lb.raw_tcp_p50_MBps, lb.raw_tcp_MBps.join(' ')])
+  rows.push(['sync / raw libp2p', lb.ratio_sync_to_raw_libp2p, `≥ ${lb.target} ${lb.pass ? 'PASS' : 'MISS'}`])
+}
+const nn = result.netns as NetnsResult | undefined
+if (nn != null) {
+  rows.push([`netns: ${nn.hosts} hosts, ${nn.mib} MiB at ${nn.rate_mbit} Mbit/s: all complete, s`, nn.swarm_s, `limit ${nn.limit_s} s`])
+  rows.push(['swarm / limit', nn.ratio_to_limit, `≤ ${nn.target} ${nn.pass ? 'PASS' : 'MISS'}`])
+  if (nn.single_tcp_s != null) rows.push(['one TCP download, idle cable, s', nn.single_tcp_s, `${nn.ratio_single_tcp_to_limit ?? ''} × limit`])
+  if (nn.one_source_tcp_s != null) rows.push([`one source (${nn.hosts - 1} TCP downloads from the leader), s`, nn.one_source_tcp_s, `${nn.ratio_one_source_to_limit ?? ''} × limit`])
+  for (const h of nn.per_host) rows.push([`${h.role} ${h.ip}: served MiB (× content) / wire tx MiB`, `${h.served_mib} (${h.served_x}×)`, `${h.wire_tx_mib}${h.complete_s != null ? `, complete at ${h.complete_s} s` : ''}`])
+}
+if (rows.length > 1) process.stderr.write(table(rows) + '\n')
+process.exit(failed ? 1 : 0)
