@@ -4,7 +4,7 @@ import { runInNewContext } from 'node:vm'
 import { expect } from 'chai'
 import { noise } from '@chainsafe/libp2p-noise'
 import { tcp } from '@libp2p/tcp'
-import { lpStream } from '@libp2p/utils'
+import { byteStream, lpStream } from '@libp2p/utils'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { Stream } from '@libp2p/interface'
@@ -12,7 +12,7 @@ import { ManualClock, systemClock } from '../lib/clock.ts'
 import { EdgelinkError } from '../lib/errors.ts'
 import type { Logger } from '../lib/logger.ts'
 import { countBits, newBitmap, setBit } from '../lib/content/bitmap.ts'
-import { ContentResponse } from '../lib/content/content.ts'
+import { ContentRequest, ContentResponse } from '../lib/content/content.ts'
 import { CONTENT_PROTOCOL, ContentExchange, sendSlices, type ChunkSource, type ExchangeOptions, type ExchangeProgress } from '../lib/content/exchange.ts'
 import { Swarm } from '../lib/content/swarm.ts'
 import { TokenBucket } from '../lib/content/throttle.ts'
@@ -218,6 +218,49 @@ describe('content exchange', function () {
       expect(s.isDone()).to.equal(true)
     })
 
+    it('asks a seed ANY for chunks only seeds hold; a SENT answer makes it wait for the peers, the end asks by name', () => {
+      const s = new Swarm(40, undefined, { maxBadChunks: 2, anyFromSeeds: true })
+      s.setBitmap('seed', all(40))
+      s.setBitmap('other', only(40, [0]))
+      const got = s.assign(free(16, 2))
+      // Chunk 0 comes from the downloader that has it, by name; the rest only the seed holds.
+      expect(got.filter(a => a.peer === 'other')).to.deep.equal([{ peer: 'other', index: 0 }])
+      const anys = got.filter(a => a.peer === 'seed')
+      expect(anys).to.have.length(2)
+      for (const a of anys) {
+        expect(a.index).to.equal(-1)
+        expect(a.any).to.have.length(16) // ANY_CANDIDATES, never 0 (other's chunk) nor a chunk in flight
+        expect(a.any).to.not.include(0)
+      }
+      // The seed picks one; it is in flight from then on and listed no more.
+      expect(s.picked(anys[0].any![3])).to.equal(true)
+      expect(s.inflight).to.equal(2)
+      // The other ANY: the seed gave all of them away; they are awaited from peers.
+      s.anyEnded('seed', anys[1].any!, 'sent')
+      const next = s.assign(free(16, 2))
+      expect(next.every(a => a.peer === 'seed' && a.any != null)).to.equal(true)
+      for (const a of next) for (const i of a.any!) expect(anys[1].any).to.not.include(i)
+      // The end: nothing left that nobody was given; seeds get asked by name for what is awaited.
+      const e = new Swarm(4, undefined, { maxBadChunks: 2, anyFromSeeds: true })
+      e.setBitmap('seed', all(4))
+      const [a] = e.assign(free(1, 1))
+      e.anyEnded('seed', a.any!, 'sent')
+      const byName = e.assign(free(4, 4))
+      expect(byName.map(x => x.index).sort()).to.deep.equal([0, 1, 2, 3])
+    })
+
+    it('a peer that completes while this host downloads is not a seed: asked by name, not ANY', () => {
+      const s = new Swarm(8, undefined, { maxBadChunks: 2, anyFromSeeds: true })
+      s.setBitmap('seed', all(8))
+      s.setBitmap('late', only(8, [1]))
+      s.addHave('late', [0, 2, 3, 4, 5, 6, 7])
+      expect(s.isSeed('seed')).to.equal(true)
+      expect(s.isSeed('late')).to.equal(false)
+      const got = s.assign(free(16, 8))
+      expect(got.filter(a => a.peer === 'late').map(a => a.index).sort()).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7])
+      expect(got.filter(a => a.peer === 'seed')).to.deep.equal([])
+    })
+
     it('a token bucket paces takes at its rate on the injected clock', async () => {
       const clock = new ManualClock(0)
       const bucket = new TokenBucket(1000, 500, clock)
@@ -281,8 +324,9 @@ describe('content exchange', function () {
     const fromSource = src.exchange.counters.servedBytes
     const amongFetchers = fetchers.reduce((a, f) => a + f.exchange.counters.servedBytes, 0)
     expect(fromSource + amongFetchers).to.be.at.least(3 * c.totalBytes)
-    // Without swarming the source would send 3 × the content.
-    expect(fromSource).to.be.below(2 * c.totalBytes)
+    // Without swarming the source would send 3 × the content; it hands each chunk out about once
+    // (ANY), the end aside (chunks the fetchers still relay, asked of it by name when it is idle).
+    expect(fromSource).to.be.below(1.5 * c.totalBytes)
     expect(amongFetchers).to.be.above(c.totalBytes)
     for (const f of fetchers) expect(f.exchange.counters.served).to.be.greaterThan(0)
   })
@@ -432,6 +476,111 @@ describe('content exchange', function () {
     expect((await rejection(async () => { await dst.exchange.fetch(c.id, c.hashes, c.sizes.map(() => 17 * MiB)) })).code).to.equal('INVALID_ARGUMENT')
   })
 
+  it('one stream per peer carries every GET of a download, answered in order, bytes unframed', async () => {
+    const c = randomContent(3 * MiB, 64 * KiB)
+    const src = await peer()
+    src.source.add(c, true)
+    const dst = await peer()
+    dst.source.add(c)
+    await connectAll(src, dst)
+    await dst.exchange.fetch(c.id, c.hashes, c.sizes)
+    expect(dst.source.complete(c)).to.equal(true)
+    expect(dst.exchange.counters.channels).to.equal(1)
+    expect(src.exchange.counters.served).to.equal(c.hashes.length)
+
+    // The wire: three GETs written at once on one stream, then the answers in order.
+    const raw = await newNode()
+    nodes.push(raw)
+    await raw.dial(src.node.getMultiaddrs()[0])
+    const s = await raw.dialProtocol(src.node.peerId, CONTENT_PROTOCOL)
+    const bs = byteStream(s)
+    const wanted = [5, 0, 17]
+    for (const i of wanted) s.send(lengthPrefixed(ContentRequest.encode({ op: 'GET', contentId: c.id, index: i, hash: Buffer.from(c.hashes[i], 'hex') })))
+    for (const i of wanted) {
+      const res = ContentResponse.decode(await readLp(bs))
+      expect(res).to.include({ code: '', size: c.sizes[i] })
+      const body = (await bs.read({ bytes: res.size })).subarray()
+      expect(sha256(body)).to.equal(c.hashes[i])
+    }
+    // A request that is not one ends the stream after its PROTOCOL_ERROR answer.
+    s.send(lengthPrefixed(randomBytes(40)))
+    expect(ContentResponse.decode(await readLp(bs)).code).to.equal('PROTOCOL_ERROR')
+    expect(await bs.read()).to.equal(null)
+  })
+
+  it('ANY: a seed gives each chunk to one asker; SENT once all listed went to others', async () => {
+    const c = randomContent(256 * KiB, 64 * KiB) // 4 chunks
+    const src = await peer()
+    src.source.add(c, true)
+    const askers = [await newNode(), await newNode()]
+    nodes.push(...askers)
+    const any = c.hashes.map((h, index) => ({ index, hash: Buffer.from(h, 'hex') }))
+    const picks: number[] = []
+    for (const a of askers) {
+      await a.dial(src.node.getMultiaddrs()[0])
+      const s = await a.dialProtocol(src.node.peerId, CONTENT_PROTOCOL)
+      const bs = byteStream(s)
+      // Two ANYs with the same list, pipelined: two different chunks.
+      for (let k = 0; k < 2; k++) s.send(lengthPrefixed(ContentRequest.encode({ op: 'ANY', contentId: c.id, any })))
+      for (let k = 0; k < 2; k++) {
+        const res = ContentResponse.decode(await readLp(bs))
+        expect(res.code).to.equal('')
+        expect(sha256((await bs.read({ bytes: res.size })).subarray())).to.equal(c.hashes[res.index])
+        picks.push(res.index)
+      }
+      if (a === askers[1]) {
+        s.send(lengthPrefixed(ContentRequest.encode({ op: 'ANY', contentId: c.id, any })))
+        expect(ContentResponse.decode(await readLp(bs)).code).to.equal('SENT')
+      }
+      await s.close()
+    }
+    expect([...picks].sort()).to.deep.equal([0, 1, 2, 3])
+  })
+
+  it('WATCH: the bitmap at once, then each chunk the peer stores', async () => {
+    const c = randomContent(512 * KiB, 64 * KiB) // 8 chunks
+    const src = await peer()
+    src.source.add(c, true)
+    const mid = await peer(undefined, { uploadRate: 512 * KiB })
+    mid.source.add(c)
+    const watcher = await newNode()
+    nodes.push(watcher)
+    await connectAll(src, mid)
+    await watcher.dial(mid.node.getMultiaddrs()[0])
+    const s = await watcher.dialProtocol(mid.node.peerId, CONTENT_PROTOCOL)
+    const bs = byteStream(s)
+    s.send(lengthPrefixed(ContentRequest.encode({ op: 'WATCH', contentId: c.id })))
+    const first = ContentResponse.decode(await readLp(bs))
+    expect(first.code).to.equal('')
+    expect(countBits(first.bitmap, 8)).to.equal(0)
+    const fetching = mid.exchange.fetch(c.id, c.hashes, c.sizes)
+    const seen = new Set<number>()
+    while (seen.size < 8) {
+      const res = ContentResponse.decode(await readLp(bs))
+      if (res.bitmap.length > 0) for (let i = 0; i < 8; i++) { if (countBits(res.bitmap.subarray(i >> 3, (i >> 3) + 1), 8) > 0 && hasBitAt(res.bitmap, i)) seen.add(i) }
+      for (const i of res.have) seen.add(i)
+    }
+    await fetching
+    await s.close()
+    expect([...seen].sort((a, b) => a - b)).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7])
+  })
+
+  it('bounded: a client with more than 64 requests unread loses its stream', async () => {
+    const c = randomContent(64 * KiB, 64 * KiB)
+    const src = await peer(undefined, { uploadRate: 64 * KiB })
+    src.source.add(c, true)
+    const raw = await newNode()
+    nodes.push(raw)
+    await raw.dial(src.node.getMultiaddrs()[0])
+    const s = await raw.dialProtocol(src.node.peerId, CONTENT_PROTOCOL)
+    const closed = new Promise(resolve => { s.addEventListener('close', resolve) })
+    const req = lengthPrefixed(ContentRequest.encode({ op: 'GET', contentId: c.id, index: 0, hash: Buffer.from(c.hashes[0], 'hex') }))
+    // Nothing is read here: the answers pile up at the server, the requests behind them.
+    for (let k = 0; k < 200; k++) s.send(req)
+    await Promise.race([closed, new Promise((_resolve, reject) => setTimeout(() => { reject(new Error('the stream stayed open')) }, 10_000))])
+    expect(s.status).to.not.equal('open')
+  })
+
   it('refuses a non-member: its stream is aborted and nothing is served', async () => {
     const c = randomContent(256 * KiB, 64 * KiB)
     const outsiderId = { id: '' }
@@ -542,3 +691,24 @@ function exposeGc (): () => void {
   setFlagsFromString('--expose-gc')
   return runInNewContext('gc') as () => void
 }
+
+function lengthPrefixed (msg: Uint8Array): Uint8Array {
+  const head: number[] = []
+  let n = msg.length
+  while (n >= 0x80) { head.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) }
+  head.push(n)
+  return Buffer.concat([Buffer.from(head), msg])
+}
+
+/** One varint-length-prefixed message from a byte stream. */
+async function readLp (bs: ReturnType<typeof byteStream>): Promise<Uint8Array> {
+  let len = 0
+  for (let shift = 0; ; shift += 7) {
+    const b = (await bs.read({ bytes: 1 })).subarray()[0]
+    len += (b & 0x7f) * 2 ** shift
+    if ((b & 0x80) === 0) break
+  }
+  return len === 0 ? new Uint8Array(0) : (await bs.read({ bytes: len })).subarray()
+}
+
+function hasBitAt (bitmap: Uint8Array, i: number): boolean { return ((bitmap[i >> 3] ?? 0) & (0x80 >> (i & 7))) !== 0 }

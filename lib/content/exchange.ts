@@ -2,23 +2,29 @@
  * The chunk exchange: protocol `/edgelink/content/2.0.0`, which serves chunks to members, and the
  * downloader that fetches a content's missing chunks from every connected member at once.
  *
- * A stream carries a sequence of requests, answered in order (see `content.proto`). A downloader
- * keeps one stream per peer open while it fetches (a {@link GetChannel}) and pipelines its GETs on
- * it: up to `perPeerConcurrency` requests are outstanding, so the peer never waits for the next
- * request and no chunk pays for a stream, a protocol negotiation or a round trip of its own.
- * A GET is answered with its chunk's bytes, unframed, straight after the response header, and
- * copied once, from the stream's buffers into the chunk, as they arrive. HAVE(content), asked
- * about once a second per peer, goes on a short stream of its own so that it never waits behind
- * chunk bytes.
+ * A stream carries a sequence of requests, answered in order (wire format: `content.proto`):
+ * - GET and ANY: a downloader keeps one stream per peer open while it fetches (a
+ *   {@link GetChannel}) and pipelines its requests on it, so no chunk pays for a stream, a
+ *   protocol negotiation or a round trip of its own. A chunk's bytes follow its response header
+ *   unframed and are copied once, from the stream's buffers into a reused chunk buffer. How many
+ *   are outstanding adapts to the peer: enough for WINDOW_TIME at the rate it sends at (plus one
+ *   waiting), 2 to `perPeerConcurrency`; a deeper queue on a slow link only delays everything on
+ *   that connection (libp2p's connection monitor closes a connection whose ping takes ~5 s).
+ *   A request leaves that window once its bytes are in; `totalConcurrency` bounds the chunks held
+ *   until verified and stored, so the local store's latency does not idle the link.
+ * - ANY asks a seed (a peer holding the whole content) for any one of a list of chunks that it
+ *   has not given to another downloader: the seed's uplink then carries each chunk about once,
+ *   and the downloaders get the rest from each other (see {@link Swarm}).
+ * - WATCH subscribes to a peer's have-updates: its bitmap, then the chunks it adds as it adds
+ *   them, so followers start serving each other within tens of ms. HAVE (a one-off bitmap) stays.
  *
  * A host serves every chunk it holds, including chunks of content it is still downloading, so
- * downloads swarm: see {@link Swarm} for which chunk is asked of whom.
+ * downloads swarm.
  *
  * Downloads are resumable by construction: only chunks the local bitmap lacks are fetched, and a
  * chunk is marked held only after the store verified and stored it.
  */
 import { EventEmitter } from 'node:events'
-import * as require_fs from 'node:fs'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import type { Connection, PeerId, Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
@@ -35,17 +41,9 @@ import { TokenBucket } from './throttle.ts'
 import { MAX_CHUNK_SIZE, type ContentProgress } from './types.ts'
 
 /**
- * 2.0.0: many requests per stream, chunk bytes unframed. 1.0.0 (one request per stream, chunk
- * bytes in length-prefixed pieces) was never released; the two do not talk to each other.
+ * 2.0.0: many requests per stream, chunk bytes unframed, ANY and WATCH. 1.0.0 (one request per
+ * stream, chunk bytes in length-prefixed pieces) was never released; the two do not talk.
  */
-const TRACE: number[][] | undefined = process.env.EL_TRACE != null ? [] : undefined
-if (TRACE != null) {
-  process.on('exit', () => {
-    const q = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return Math.round(s[Math.floor(p * (s.length - 1))] * 10) / 10 }
-    const wire = TRACE.map(t => t[1] - t[0]); const store = TRACE.map(t => t[2] - t[1]); const infl = TRACE.map(t => t[3])
-    if (TRACE.length > 0) require_fs.appendFileSync("/tmp/trace.txt", `TRACE n=${TRACE.length} wire p10/50/90 ${q(wire, 0.1)}/${q(wire, 0.5)}/${q(wire, 0.9)} store ${q(store, 0.1)}/${q(store, 0.5)}/${q(store, 0.9)} inflight ${q(infl, 0.5)}\n`)
-  })
-}
 export const CONTENT_PROTOCOL = '/edgelink/content/2.0.0'
 
 /** Largest request: a GET (op, a 64-character id, an index, a 32-byte hash) takes ~110 bytes, an ANY listing 16 chunks ~800. */
@@ -78,8 +76,9 @@ const STREAM_LIMIT = 256
 /** A download channel with nothing outstanding is closed after this long, in ms (at most chunkTimeout / 2). */
 const CHANNEL_IDLE = 5_000
 /** The time's worth of a peer's sending rate kept requested from it, in ms (see `window`). */
-const WINDOW_TIME = Number(process.env.EL_WINDOW_TIME ?? 100)
-const MIN_WINDOW = Number(process.env.EL_MIN_WINDOW ?? 2)
+const WINDOW_TIME = 100
+/** The fewest requests kept outstanding to a peer: one being answered, one waiting. */
+const MIN_WINDOW = 2
 /** Half-life of the peer sending rate a download channel measures, in ms. */
 const RATE_HALF_LIFE = 1_000
 /** A download that received no chunk for this long, in ms, may ask seeds for any chunk (see Swarm). */
@@ -92,11 +91,7 @@ const RATE_WINDOW = 5_000
 /** What the exchange needs from the content store. */
 export interface ChunkSource {
   hasChunk(hash: string): boolean | Promise<boolean>
-  /**
-   * The chunk's bytes. `verify: false` may skip checking its hash (the exchange asks for that
-   * only when `verifyServed` is off; every receiver verifies every chunk anyway).
-   */
-  readChunk(hash: string, options?: { verify?: boolean }): Promise<Uint8Array>
+  readChunk(hash: string): Promise<Uint8Array>
   /**
    * Verifies SHA-256 === hash (throws EdgelinkError CHUNK_CORRUPT otherwise) and stores it durably.
    * What it resolves to is ignored. `bytes` is the exchange's again once the promise settles (it
@@ -530,10 +525,6 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
       const total = this.opts.totalConcurrency - this.inflightTotal
       if (total <= 0) return
       const fallback = Date.now() - run.lastChunk > STALL
-      if (TRACE != null && Date.now() - run.lastChunk > 500 && Date.now() - ((run as any).lastDbg ?? 0) > 500) {
-        (run as any).lastDbg = Date.now()
-        require_fs.appendFileSync(`/tmp/trace-${process.pid}.jsonl`, JSON.stringify({ me: this.ctx.node()?.peerId.toString().slice(-4), stall: Date.now() - run.lastChunk, t: Date.now(), total: this.opts.totalConcurrency - this.inflightTotal, wins: Object.fromEntries([...run.peerIds.keys()].map(id => [id.slice(-4), [this.window(id), this.inflightPeer.get(id) ?? 0]])), watches: [...run.watches.keys()].map(k => k.slice(-4)), swarm: run.swarm.debug() }) + '\n')
-      }
       const assigned = run.swarm.assign({ total, peer: id => this.window(id) - (this.inflightPeer.get(id) ?? 0), fallback })
       for (const a of assigned) this.startGet(run, a)
     }
@@ -582,7 +573,6 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
         return
       }
       if (a.any == null) this.counters.requested++
-      const T0 = performance.now()
       try {
         const ch = this.channel(peer, run.peerIds.get(peer) ?? peerIdFromString(peer))
         bytes = a.any == null
@@ -602,11 +592,8 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
       mine.delete(ctl)
       offWire()
       this.pump()
-      const T1 = performance.now()
       try {
         await this.ctx.source.writeChunk(run.hashes[index], bytes)
-        TRACE?.push([T0, T1, performance.now(), this.inflightPeer.get(peer) ?? 0])
-        if (TRACE != null) require_fs.appendFileSync(`/tmp/trace-${process.pid}.jsonl`, JSON.stringify({ me: this.ctx.node()?.peerId.toString().slice(-4), peer: peer.slice(-4), seed: run.swarm?.isSeed(peer), i: index, any: a.any != null, t0: performance.timeOrigin + T0, t1: performance.timeOrigin + T1, t2: performance.timeOrigin + performance.now(), w: this.window(peer) }) + '\n')
       } catch (err) {
         if (isEdgelinkError(err, 'CHUNK_CORRUPT')) this.onGetFailed(run, peer, owned ? index : -1, new CorruptError('the chunk does not match its hash'))
         else this.finish(run, storeError(err))
@@ -676,7 +663,6 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
    * an ANY, or one that picked a chunk asked elsewhere meanwhile.
    */
   private onGetFailed (run: Run, peer: string, index: number, err: unknown, unpicked?: number[]): void {
-    if (TRACE != null) require_fs.appendFileSync(`/tmp/trace-${process.pid}.jsonl`, JSON.stringify({ me: this.ctx.node()?.peerId.toString().slice(-4), fail: String((err as any)?.message ?? err), code: (err as any)?.code, peer: peer.slice(-4), i: index, unpicked: unpicked?.length, finished: run.finished, t: Date.now() }) + '\n')
     if (run.finished || run.swarm == null) return
     if (err instanceof RefusedError && err.code === 'SENT') {
       this.counters.sent++
@@ -911,15 +897,11 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
       const held = req.any.filter(c => hasBit(bitmap, c.index))
       if (held.length === 0) return { code: 'NOT_FOUND', release: none }
       const pick = this.giving.pick(req.contentId, peer, held.map(c => c.index))
-      if (TRACE != null) require_fs.appendFileSync(`/tmp/trace-${process.pid}.jsonl`, JSON.stringify({ me: this.ctx.node()?.peerId.toString().slice(-4), pick: pick < 0 ? -1 : held[pick].index, to: peer.slice(-4), t: Date.now() }) + '\n')
       if (pick < 0) return { code: 'SENT', release: none }
       const c = held[pick]
       index = c.index
       hash = Buffer.from(c.hash).toString('hex')
-      undo = () => {
-        if (TRACE != null) require_fs.appendFileSync(`/tmp/trace-${process.pid}.jsonl`, JSON.stringify({ me: this.ctx.node()?.peerId.toString().slice(-4), undo: c.index, to: peer.slice(-4), t: Date.now() }) + '\n')
-        this.giving.undo(req.contentId, c.index, peer)
-      }
+      undo = () => { this.giving.undo(req.contentId, c.index, peer) }
     } else {
       hash = Buffer.from(req.hash).toString('hex')
     }
@@ -994,6 +976,7 @@ interface Job {
 
 /** How long a chunk given away on an ANY is not given to another asker, in ms. */
 const GIVEN_TTL = 30_000
+
 
 /**
  * What this host, as a seed, gave to whom on ANY requests: each chunk to one asker (the same
@@ -1506,8 +1489,17 @@ class RequestReader {
           req = 'invalid'
         }
         this.ready.push(req)
-        if (req === 'invalid') this.ended = true
-        else if (this.ready.length > MAX_PIPELINE) this.error = new EdgelinkError('PROTOCOL_ERROR', `more than ${MAX_PIPELINE} requests outstanding`)
+        if (req === 'invalid') {
+          this.ended = true
+        } else if (this.ready.length > MAX_PIPELINE) {
+          // A client that asks faster than it reads: it loses the stream, at once.
+          const err = new EdgelinkError('PROTOCOL_ERROR', `more than ${MAX_PIPELINE} requests outstanding`)
+          this.error = err
+          this.ended = true
+          this.ready.length = 0
+          this.stream.abort(err)
+          break
+        }
       }
     }
     this.notify()

@@ -17,9 +17,10 @@
  *   not given anyone else yet (super-seeding), or answers that it gave them all away (SENT). Each
  *   chunk then leaves the seed about once, to whichever downloader asked first, and reaches the
  *   others from that downloader: the seed's uplink carries only what no one else has, shared by
- *   the downloaders as fast as each takes it. Chunks a seed gave away are awaited from peers;
- *   when the exchange says the download is stalled (`fallback`: a recipient slow, stuck or gone),
- *   they are asked of seeds by name.
+ *   the downloaders as fast as each takes it. Chunks a seed gave away are awaited from peers.
+ *   Once no chunk is left that only seeds hold and nobody was given (the end: the seeds' uplinks
+ *   have room), or when the exchange says the download is stalled (`fallback`: a recipient slow,
+ *   stuck or gone), chunks still awaited are asked of seeds by name, with their free slots.
  */
 import { bitmapLength, clearBit, hasBit } from './bitmap.ts'
 
@@ -64,7 +65,7 @@ export interface SwarmOptions {
 export interface FreeSlots {
   total: number
   peer: (id: string) => number
-  /** Seeds may be asked by name for chunks they gave others (the download is stalled). @default false */
+  /** Seeds may be asked by name for chunks they gave others or downloaders hold (the download is stalled). @default false */
   fallback?: boolean
 }
 
@@ -186,21 +187,6 @@ export class Swarm {
   }
 
   knownPeers (): string[] { return [...this.peers.keys()] }
-
-  /** Debug snapshot. */
-  debug (): unknown {
-    let given = 0; let missing = 0; let missingHeld = 0; let missingGivenHeldByNonSeed = 0
-    let seedCount = 0
-    for (const p of this.peers.values()) if (!p.dropped && p.origin && p.count === this.size) seedCount++
-    for (let i = 0; i < this.size; i++) {
-      if (this.state[i] !== MISSING) continue
-      missing++
-      if (this.given[i] === 1) given++
-      if (this.holders[i] > 0) missingHeld++
-      if (this.holders[i] > seedCount) missingGivenHeldByNonSeed++
-    }
-    return { left: this.left, inflight: this.inflightCount, anyPending: this.anyPending, missing, given, missingHeld, heldByNonSeed: missingGivenHeldByNonSeed, dirty: this.dirty, orderLen: this.order.length, peers: [...this.peers].map(([id, p]) => ({ id: id.slice(-4), count: p.count, inflight: p.inflight, resting: p.resting, errors: p.errors, dropped: p.dropped })) }
-  }
 
   /**
    * Up to `max` missing chunks that no peer offers, from chunk `from` on (wrapping), and where to
@@ -369,8 +355,10 @@ export class Swarm {
       }
       slots.delete(id)
     }
-    // Stalled: seeds' free slots go to those chunks by name rather than idle.
-    for (const i of free.fallback === true ? later : []) {
+    // Stalled, or the end: every chunk only seeds held is given away, so their uplinks have room
+    // for what the downloaders are still relaying. Seeds' free slots go to those chunks by name.
+    const endgame = this.anyFromSeeds && candidates.length === 0
+    for (const i of free.fallback === true || endgame ? later : []) {
       if (total === 0 || slots.size === 0) break
       let seed: string | undefined
       let seedFree = 0
