@@ -13,6 +13,7 @@ import type { GroupSettings } from '../lib/index.ts'
 import { CONTENT_KINDS, type ContentKind } from '../lib/index.ts'
 import { contentRow } from './content.ts'
 import { agentEvents, serveEvents } from './events.ts'
+import { isPublicRoute, uiRoutes } from './ui.ts'
 
 /** Request bodies are a token or a cluster plan (a few KiB at most); anything near this is not ours. */
 export const BODY_LIMIT = 64 * 1024
@@ -102,6 +103,7 @@ export function buildApi (host: Host, options: ApiOptions): FastifyInstance {
   app.removeContentTypeParser('text/plain')
 
   app.addHook('onRequest', async (req) => {
+    if (isPublicRoute(req.routeOptions.config)) return // the Local UI's static files: no secret in them
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')
     if (m == null || !sameSecret(m[1], secretDigest)) throw new ApiError('UNAUTHORIZED')
   })
@@ -186,6 +188,9 @@ export function buildApi (host: Host, options: ApiOptions): FastifyInstance {
   })
 
   app.get('/v1/edgelink/events', (req, reply) => { serveEvents(host, events, req, reply) })
+
+  // The Local UI: GET / and /ui/* (its data calls go through the routes above, with the bearer).
+  uiRoutes(app)
 
   // Content. PATH and DEST are paths on the agent's machine: the CLI runs there too and resolves
   // relative paths against its own working directory before sending them.

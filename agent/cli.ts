@@ -10,13 +10,14 @@ import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import type { HostRow } from '../lib/types.ts'
-import { CONTENT_KINDS } from '../lib/index.ts'
+import { CONTENT_KINDS } from '../lib/content/types.ts'
 import type { ContentRow } from './content.ts'
 import { VERSION } from '../lib/version.ts'
 import { AgentClient, CliError } from './client.ts'
-import { option, type AgentConfig } from './config.ts'
+import { ConfigFileError, option, resolveAgentConfig, settingsHelp, type AgentConfig } from './config.ts'
 import { bytes, clusterSummary, contentAdded, contentTable, hostsTable, json, linkedSummary, settingsTable, shortContentId, startBanner, statusLines, watchHeader } from './output.ts'
 import { ProgressView } from './progress.ts'
+import { loginUrl } from './ui.ts'
 
 const EXAMPLES = {
   agent: `
@@ -189,8 +190,27 @@ Start \`edgelink agent\` on every host, run \`edgelink token\` on the one that s
     .addOption(option('name'))
     .addOption(option('logLevel'))
     .addOption(option('uploadRate'))
-    .addHelpText('after', EXAMPLES.agent)
-    .action(async (opts: AgentConfig) => { await runAgent(opts, io) })
+    .addOption(option('preset'))
+    .addOption(option('apiSecretFile'))
+    .addOption(option('config'))
+    .option('--print-config', 'print the resulting settings and where each came from (flag, env, file, default) as JSON, and exit')
+    .addHelpText('after', settingsHelp() + '\n' + EXAMPLES.agent)
+    .action(async (opts: { printConfig?: boolean }, cmd: Command) => {
+      let resolved: Awaited<ReturnType<typeof resolveAgentConfig>>
+      try {
+        resolved = await resolveAgentConfig(cmd)
+      } catch (err) {
+        // A bad config file is a usage error like a bad flag: exit 2, never a half-configured agent.
+        if (err instanceof ConfigFileError) cmd.error(`error: ${err.message}`, { exitCode: 2, code: 'edgelink.configFile' })
+        throw err
+      }
+      const { printConfig: _, ...config } = resolved.config as AgentConfig & { printConfig?: boolean }
+      if (opts.printConfig === true) {
+        io.out(json({ file: resolved.file ?? null, settings: config, sources: resolved.sources }))
+        return
+      }
+      await runAgent(config, io)
+    })
 
   program.command('token')
     .description('print a live link token (starts token generation, and a group led by this host, if needed)')
@@ -383,6 +403,21 @@ Start \`edgelink agent\` on every host, run \`edgelink token\` on the one that s
     .action(async (opts: { dataDir: string, json?: boolean }) => {
       const st = await (await AgentClient.open(opts.dataDir)).status()
       io.out(opts.json === true ? json(st) : statusLines(st))
+    })
+
+  program.command('ui')
+    .description('print a sign-in link to this host\'s Local UI (the link holds the API secret)')
+    .addOption(option('dataDir'))
+    .addHelpText('after', `
+The secret is in the address's fragment (after #), which the browser never sends; the page keeps
+it for the tab's session and removes it from the address bar. Whoever has the link controls the host.
+
+Examples:
+  $ edgelink ui
+  $ xdg-open "$(edgelink ui)"`)
+    .action(async (opts: { dataDir: string }) => {
+      await (await AgentClient.open(opts.dataDir)).status() // the agent answers: api.json is not stale
+      io.out(`${await loginUrl(opts.dataDir)}\n`)
     })
 
   const content = program.command('content')

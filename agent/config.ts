@@ -3,10 +3,11 @@
  * help text commander renders. Commands build their options from this table, so a setting
  * cannot drift between `--help`, the environment and the code that reads it.
  */
+import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { isIP } from 'node:net'
-import { join } from 'node:path'
-import { InvalidArgumentError, Option } from 'commander'
+import { join, resolve } from 'node:path'
+import { InvalidArgumentError, Option, type Command } from 'commander'
 // options.ts, not index.ts: CLI calls that only talk to the API should not load libp2p.
 import { DEFAULTS } from '../lib/options.ts'
 
@@ -19,6 +20,11 @@ export interface AgentConfig {
   name?: string
   logLevel: string
   uploadRate: number
+  /** A file holding the API bearer secret; without it the agent makes a random one at each start. */
+  apiSecretFile?: string
+  /** The config file given with `--config` / `EDGELINK_CONFIG` (never read from a file itself). */
+  config?: string
+  preset: 'lan' | 'test'
 }
 
 /** `<data-dir>/api.json`: where the running agent's API is and the secret it wants. */
@@ -42,6 +48,8 @@ interface Setting {
   defaultText?: string
   parse?: (value: string, previous: any) => unknown
   choices?: string[]
+  /** False for settings a config file cannot hold. */
+  inFile?: boolean
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
@@ -135,7 +143,21 @@ const SETTINGS = {
     default: 0,
     defaultText: '0 (no limit)',
     parse: parseBytes
-  }
+  },
+  apiSecretFile: {
+    flags: '--api-secret-file <file>',
+    env: 'EDGELINK_API_SECRET_FILE',
+    help: 'read the API bearer secret from this file (16 to 1024 printable characters; the file must not be readable by group or others) instead of making a new one at each start: for clients that keep the secret, such as a Prometheus scrape of /metrics',
+    defaultText: 'a new random secret at each start'
+  },
+  config: {
+    flags: '--config <file>',
+    env: 'EDGELINK_CONFIG',
+    help: 'JSON file of settings (see below); flags and EDGELINK_* variables override it',
+    defaultText: '<data-dir>/edgelink.json, if it exists',
+    inFile: false
+  },
+  preset: { flags: '--preset <name>', env: 'EDGELINK_PRESET', help: 'timing preset: lan, or test (heartbeat, failure detection, anti-entropy and elections in about a second, for test beds)', default: 'lan', choices: ['lan', 'test'] }
 } satisfies Record<keyof AgentConfig, Setting>
 
 export type SettingName = keyof typeof SETTINGS
@@ -154,3 +176,123 @@ export function option (name: SettingName): Option {
 
 /** The environment variables the table reads, for tests and `--help`. */
 export const ENV_VARS = Object.values(SETTINGS).map(s => s.env)
+
+// ------------------------------------------------------------------ the config file
+
+/** The config file read when neither `--config` nor `EDGELINK_CONFIG` names one (if it exists). */
+export const CONFIG_FILE = 'edgelink.json'
+
+/** Keys a config file may hold: the settings' names as in {@link AgentConfig}. */
+export const FILE_KEYS = (Object.keys(SETTINGS) as SettingName[]).filter(k => (SETTINGS[k] as Setting).inFile !== false)
+
+/** Where a setting's value came from, highest precedence first. */
+export type SettingSource = 'flag' | 'env' | 'file' | 'default'
+
+/** A config file that cannot be used: a usage error (exit 2) naming the file and the key. */
+export class ConfigFileError extends Error {
+  override readonly name = 'ConfigFileError'
+}
+
+/**
+ * Reads a config file: a JSON object whose keys are setting names (`listen`, `uploadRate`, …) and
+ * whose values are what the flag takes — a string; for `advertise` also a list of strings, for
+ * `uploadRate` also a number of bytes — checked by the flags' own parsers. An unknown key or a
+ * wrong type is refused naming the key, so a typo never silently means the default. Resolves
+ * undefined when the file does not exist and is not `required`.
+ */
+export async function readConfigFile (file: string, opts: { required: boolean, allowDataDir: boolean }): Promise<Partial<AgentConfig> | undefined> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err: any) {
+    if (err?.code === 'ENOENT' && !opts.required) return undefined
+    throw new ConfigFileError(`config file ${file}: ${err?.code === 'ENOENT' ? 'no such file' : String(err?.message ?? err)}`)
+  }
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (err: any) {
+    throw new ConfigFileError(`config file ${file}: not valid JSON: ${String(err?.message ?? err)}`)
+  }
+  if (raw == null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigFileError(`config file ${file}: expected a JSON object of settings`)
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(raw)) {
+    const bad = (why: string): ConfigFileError => new ConfigFileError(`config file ${file}: "${key}" ${why}`)
+    if (!(FILE_KEYS as string[]).includes(key)) throw bad(`is not a setting (known: ${FILE_KEYS.join(', ')})`)
+    if (key === 'dataDir' && !opts.allowDataDir) throw bad('cannot be set in the data dir\'s own config file; keep the file elsewhere and name it with --config')
+    try {
+      out[key] = fileValue(SETTINGS[key as SettingName], value)
+    } catch (err: any) {
+      throw bad(err instanceof TypeError ? err.message : `is invalid: ${String(err?.message ?? err)}`)
+    }
+  }
+  return out as Partial<AgentConfig>
+}
+
+/** One config-file value through the setting's own parser; a TypeError names the type expected. */
+function fileValue (s: Setting, value: unknown): unknown {
+  const parse = (v: string, previous?: unknown): unknown => {
+    if (s.choices != null && !s.choices.includes(v)) throw new InvalidArgumentError(`expected one of ${s.choices.join(', ')}, got "${v}"`)
+    return s.parse != null ? s.parse(v, previous) : v
+  }
+  if (Array.isArray(s.default)) {
+    const list = typeof value === 'string' ? [value] : value
+    if (!Array.isArray(list) || !list.every(v => typeof v === 'string')) throw new TypeError('must be a string or a list of strings')
+    return list.reduce<unknown>((acc, v) => parse(v, acc), undefined) ?? []
+  }
+  if (typeof s.default === 'number') {
+    if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value
+    if (typeof value !== 'string') throw new TypeError('must be a whole number ≥ 0 or a string such as "4M"')
+    return parse(value)
+  }
+  if (typeof value !== 'string') throw new TypeError('must be a string')
+  if (value === '') throw new TypeError('must not be empty')
+  return parse(value)
+}
+
+const SOURCES: Record<string, SettingSource> = { cli: 'flag', env: 'env', config: 'file', default: 'default' }
+
+/**
+ * Fills every setting neither a flag nor a variable set from the config file (precedence: flag >
+ * environment > file > default), and says where each value came from. The file is `--config` /
+ * `EDGELINK_CONFIG` (it must exist), else `<data-dir>/edgelink.json` if present. Throws
+ * {@link ConfigFileError}.
+ */
+export async function resolveAgentConfig (cmd: Command): Promise<{ config: AgentConfig, sources: Record<string, SettingSource>, file?: string }> {
+  const given = cmd.getOptionValue('config') as string | undefined
+  const file = given != null ? resolve(given) : join(cmd.getOptionValue('dataDir') as string, CONFIG_FILE)
+  const values = await readConfigFile(file, { required: given != null, allowDataDir: given != null })
+  for (const [key, value] of Object.entries(values ?? {})) {
+    const source = cmd.getOptionValueSource(key)
+    if (source == null || source === 'default') cmd.setOptionValueWithSource(key, value, 'config')
+  }
+  const sources: Record<string, SettingSource> = {}
+  for (const key of Object.keys(SETTINGS)) sources[key] = SOURCES[cmd.getOptionValueSource(key) ?? 'default'] ?? 'default'
+  return { config: cmd.opts() as AgentConfig, sources, ...(values != null ? { file } : {}) }
+}
+
+/** `edgelink agent --help`: precedence, where the file is, its keys. */
+export function settingsHelp (): string {
+  return `
+Settings: a flag wins over its EDGELINK_* variable, which wins over the config file, which wins
+over the default. The config file is JSON, one key per setting, named like the flag in camelCase:
+  { "listen": "10.0.0.1:7400", "advertise": ["10.0.0.1"], "uploadRate": "4M", "logLevel": "info" }
+Keys: ${wrap(`${FILE_KEYS.join(', ')} (dataDir only in a file named with --config).`, 94, '      ')}
+The file is --config / EDGELINK_CONFIG (it must exist), else <data-dir>/edgelink.json if that
+exists. An unknown key or a wrong value is a usage error (exit 2) that names the key.
+--print-config prints the resulting settings and where each came from.`
+}
+
+function wrap (text: string, width: number, indent: string): string {
+  const lines: string[] = []
+  let line = ''
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line)
+      line = word
+    } else {
+      line = line === '' ? word : `${line} ${word}`
+    }
+  }
+  return [...lines, line].join(`\n${indent}`)
+}

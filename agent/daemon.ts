@@ -5,13 +5,14 @@
 import { randomBytes } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import { isIPv6 } from 'node:net'
-import { open, rename, rm } from 'node:fs/promises'
+import { open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import pretty from 'pino-pretty'
-import { createHost, EdgelinkError, isEdgelinkError, type Host } from '../lib/index.ts'
+import { createHost, EdgelinkError, isEdgelinkError, PRESETS, type Host } from '../lib/index.ts'
 import { buildApi } from './api.ts'
+import { createMetrics, metricsRoute } from './metrics.ts'
 import { API_FILE, parseHostPort, type AgentConfig, type ApiFile } from './config.ts'
 
 export interface Agent {
@@ -38,6 +39,7 @@ export function createLogger (level: string, tty = process.stderr.isTTY === true
 
 export async function startAgent (config: AgentConfig, logger: Logger): Promise<Agent> {
   const api = parseHostPort(config.api)
+  const secret = config.apiSecretFile != null ? await readSecretFile(config.apiSecretFile) : randomBytes(32).toString('hex')
   if (!/^(127\.|::1$|localhost$)/.test(api.host)) {
     logger.warn({ api: config.api }, 'the API is not on loopback: it speaks plain HTTP, anyone who can reach it sees the bearer secret on the wire')
   }
@@ -52,6 +54,7 @@ export async function startAgent (config: AgentConfig, logger: Logger): Promise<
   let app: FastifyInstance | undefined
   try {
     host = await createHost({
+      ...PRESETS[config.preset],
       dataDir: config.dataDir,
       listen: [config.listen],
       advertise: config.advertise,
@@ -61,8 +64,8 @@ export async function startAgent (config: AgentConfig, logger: Logger): Promise<
       logger,
       start: false
     })
-    const secret = randomBytes(32).toString('hex')
     app = buildApi(host, { secret, logger, server })
+    metricsRoute(app, createMetrics(host))
     await app.ready()
     await host.start().catch(err => { throw explainStart(err, config.dataDir) })
     const apiFile = join(config.dataDir, API_FILE)
@@ -75,6 +78,27 @@ export async function startAgent (config: AgentConfig, logger: Logger): Promise<
     await host?.stop().catch(() => {})
     throw err
   }
+}
+
+/**
+ * A bearer secret kept by the operator (and a scraper): one line of 16 to 1024 printable ASCII
+ * characters, in a file only its owner may read, like an SSH key.
+ */
+export async function readSecretFile (file: string): Promise<string> {
+  const refuse = (why: string): Error => Object.assign(new Error(`API secret file ${file}: ${why}`), { code: 'INVALID_ARGUMENT' })
+  let text: string
+  try {
+    const st = await stat(file)
+    if ((st.mode & 0o077) !== 0) throw refuse('readable by group or others; make it 0600 (or 0400)')
+    if (st.size > 4096) throw refuse('expected one line of 16 to 1024 printable characters, no spaces')
+    text = await readFile(file, 'utf8')
+  } catch (err: any) {
+    if (err?.code === 'INVALID_ARGUMENT') throw err
+    throw refuse(err?.code === 'ENOENT' ? 'no such file' : String(err?.message ?? err))
+  }
+  const secret = text.replace(/\r?\n$/, '')
+  if (!/^[\x21-\x7e]{16,1024}$/.test(secret)) throw refuse('expected one line of 16 to 1024 printable characters, no spaces')
+  return secret
 }
 
 async function shutdown (server: Server, app: FastifyInstance, host: Host, apiFile: string): Promise<void> {

@@ -11,7 +11,11 @@ import type { Host } from '../lib/index.ts'
 import { contentRow } from './content.ts'
 
 /** Events the stream carries. `content:import` is the agent's own: progress of a `POST /content`. */
-export const STREAM_EVENTS = ['content:progress', 'content:complete', 'content:added', 'content:removed', 'content:import', 'host:health'] as const
+export const STREAM_EVENTS = [
+  'content:progress', 'content:complete', 'content:added', 'content:removed', 'content:import',
+  'host:health', 'host:linked', 'host:unlinked', 'link:status', 'token:generated', 'token:stopped',
+  'roster', 'settings', 'cluster'
+] as const
 export type StreamEvent = typeof STREAM_EVENTS[number]
 
 /** Progress of an import the API is running (`POST /v1/edgelink/content`), by absolute path. */
@@ -83,8 +87,9 @@ export function serveEvents (host: Host, agent: EventEmitter<AgentEvents>, req: 
   for (const event of ['content:complete', 'content:added'] as const) {
     on(host, event, (info) => { now(sse(event, contentRow(info))) })
   }
-  for (const event of ['content:removed', 'host:health'] as const) {
-    on(host, event, (arg) => { now(sse(event, arg)) })
+  // The rest as the library emits them; `token:stopped` has no argument, a deleted cluster is null.
+  for (const event of ['content:removed', 'host:health', 'host:linked', 'host:unlinked', 'link:status', 'token:generated', 'token:stopped', 'roster', 'settings', 'cluster'] as const) {
+    on(host, event, (arg) => { now(sse(event, arg ?? null)) })
   }
   on(host, 'content:progress', (p: { id: string }) => { coalesce(`p:${p.id}`, sse('content:progress', p)) })
   on(agent, 'content:import', (p: ImportProgressEvent) => { coalesce(`i:${p.path}`, sse('content:import', p)) })

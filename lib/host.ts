@@ -49,6 +49,39 @@ const BROADCAST_DELAY = 15
 interface CurrentToken { text: string, record: TokenRecord }
 
 /**
+ * Totals a host counted, as plain numbers for monitoring ({@link Host.stats}). Counters only go
+ * up; link counters count since the Host object was made, the others since it last started.
+ */
+export interface HostStats {
+  link: {
+    /** `link()` calls that got past argument checks (this host as the follower). */
+    attempts: number
+    /** Their outcomes: `Completed`, or the error code (`TOKEN_USED`, `LEADER_UNREACHABLE`, …). */
+    results: Record<string, number>
+    /** Join requests this host answered as the token's issuer: `admitted`, or the refusal code. */
+    joins: Record<string, number>
+  }
+  gossip: {
+    /** Status heartbeats: published, accepted from members (newer than the last), rejected by the validator. */
+    status: { published: number, received: number, rejected: number }
+    /**
+     * Documents by kind (`settings`, `cluster`, `content`): published here, accepted from gossip,
+     * pulled by anti-entropy, gossip messages rejected (`unknown` when undecodable or from a non-member).
+     */
+    documents: { published: Record<string, number>, received: Record<string, number>, synced: Record<string, number>, rejected: Record<string, number> }
+  }
+  content: {
+    /** Chunk bytes served to peers / received from peers (verified and stored), and the chunk counts. */
+    bytesSent: number
+    bytesReceived: number
+    chunksSent: number
+    chunksReceived: number
+    /** Chunks that failed verification (the sending peer is dropped for that content). */
+    chunksCorrupt: number
+  }
+}
+
+/**
  * One edge host: its identity, its store, its libp2p node and its place in a group.
  * Create it with {@link createHost}.
  */
@@ -78,6 +111,12 @@ export class Host extends EventEmitter<HostEvents> {
   private reconnectTimer?: ClockTimer
   private broadcastQueued = false
   private readonly dialing = new Set<string>()
+  /** Peers with at least one open connection, kept by the connection events. */
+  private readonly connectedIds = new Set<string>()
+  /** The current roster's member ids (see isMember). */
+  private memberIds?: { roster: RosterData, ids: Set<string> }
+  /** Host facts that do not change while the process runs (read once: `os.cpus()` is not free). */
+  private fixedFacts?: Omit<Facts, 'name' | 'apiPort' | 'version'>
   /** Test hook: a fault injector that cuts this host off from the peers it names. */
   partitioned?: (peerId: string) => boolean
   private state: 'stopped' | 'starting' | 'started' | 'stopping' = 'stopped'
@@ -87,6 +126,7 @@ export class Host extends EventEmitter<HostEvents> {
   private docs?: DocumentService
   private freeDisk = 0
   private diskTimer?: ClockTimer
+  private readonly linkCounts = { attempts: 0, results: {} as Record<string, number>, joins: {} as Record<string, number> }
 
   constructor (key: PrivateKey, options: ResolvedOptions) {
     super()
@@ -143,6 +183,7 @@ export class Host extends EventEmitter<HostEvents> {
     await this.content?.stop().catch(() => {})
     for (const t of this.guests.values()) clock.clearTimeout(t)
     this.guests.clear()
+    this.connectedIds.clear()
     await this.mutex.run(async () => {
       await this.node?.stop()
       await this.store?.close()
@@ -186,6 +227,31 @@ export class Host extends EventEmitter<HostEvents> {
     if (r == null) return []
     const rows = r.members.map(m => this.row(m, r))
     return rows.sort((a, b) => (a.role === 'leader' ? -1 : 0) - (b.role === 'leader' ? -1 : 0))
+  }
+
+  /**
+   * What this host counted (links, joins, gossip messages, content bytes): a fresh snapshot of
+   * plain numbers, cheap enough to read on every metrics scrape. Reading changes nothing.
+   */
+  stats (): HostStats {
+    const s = this.status?.counters
+    const d = this.docs?.byKind
+    const c = this.content?.counters
+    const copy = (r: Record<string, number> | undefined): Record<string, number> => ({ ...r })
+    return {
+      link: { attempts: this.linkCounts.attempts, results: copy(this.linkCounts.results), joins: copy(this.linkCounts.joins) },
+      gossip: {
+        status: { published: s?.published ?? 0, received: s?.received ?? 0, rejected: s?.rejected ?? 0 },
+        documents: { published: copy(d?.published), received: copy(d?.received), synced: copy(d?.synced), rejected: copy(d?.rejected) }
+      },
+      content: {
+        bytesSent: c?.servedBytes ?? 0,
+        bytesReceived: c?.receivedBytes ?? 0,
+        chunksSent: c?.served ?? 0,
+        chunksReceived: c?.received ?? 0,
+        chunksCorrupt: c?.corrupt ?? 0
+      }
+    }
   }
 
   linkStatus (): LinkStatus {
@@ -241,7 +307,9 @@ export class Host extends EventEmitter<HostEvents> {
   }
 
   private isConnected (id: string): boolean {
-    return this.node != null && this.node.getConnections(peerIdFromString(id)).length > 0
+    // Asked for every member several times a second by the health checker: a set, not libp2p's
+    // connection lookup (which parses the id and walks the connection map each time).
+    return this.connectedIds.has(id)
   }
 
   // ---------------------------------------------------------------- tokens
@@ -373,6 +441,7 @@ export class Host extends EventEmitter<HostEvents> {
     throwIfAborted(options.signal)
     if (this.linking) throw new EdgelinkError('BUSY', 'a link is already in progress on this host')
     this.linking = true
+    this.linkCounts.attempts++
     try {
       const decoded = decodeToken(token)
       const leader = decoded.body.leader.toString()
@@ -387,12 +456,14 @@ export class Host extends EventEmitter<HostEvents> {
         await this.adoptRoster(signed, { replace: true })
       })
       this.setLinkState({ status: 'Completed' })
+      count(this.linkCounts.results, 'Completed')
       this.log.info({ group: signed.roster.groupId, leader }, 'linked')
       this.scheduleReconnect(0)
       return this.linkStatus()
     } catch (err: any) {
       const e = isEdgelinkError(err) ? err : new EdgelinkError('PROTOCOL_ERROR', String(err?.message ?? err), { cause: err })
       this.setLinkState({ status: 'Failed', errorMessage: e.message, errorCode: e.code })
+      count(this.linkCounts.results, e.code)
       throw e
     } finally {
       this.linking = false
@@ -496,6 +567,7 @@ export class Host extends EventEmitter<HostEvents> {
         const req = await pb.read(JoinRequest, { signal, limits: { addrs: MAX_MEMBER_ADDRS } } as any)
         res = await this.mutex.run(async () => await this.admit(remote, req, conn))
       }
+      count(this.linkCounts.joins, res.code === '' ? 'admitted' : res.code)
       await pb.write(res, JoinResponse, { signal })
       await stream.close({ signal })
     } catch (err: any) {
@@ -743,6 +815,7 @@ export class Host extends EventEmitter<HostEvents> {
     this.status = new StatusService({
       ...base,
       isConnected: (id) => this.isConnected(id),
+      memberCount: () => this.roster?.roster.members.length ?? 1,
       localStatus: () => this.localStatus()
     }, this.options)
     this.status.on('health', (id) => {
@@ -855,6 +928,12 @@ export class Host extends EventEmitter<HostEvents> {
   }
 
   private groupChanged (): void {
+    // A guest that became a member no longer holds one of the `maxGuests` slots.
+    for (const [id, timer] of this.guests) {
+      if (!this.isMember(id)) continue
+      this.options.clock.clearTimeout(timer)
+      this.guests.delete(id)
+    }
     this.status?.groupChanged()
     this.docs?.groupChanged()
     this.elections?.rosterChanged()
@@ -1252,7 +1331,11 @@ export class Host extends EventEmitter<HostEvents> {
   // ---------------------------------------------------------------- connections
 
   private isMember (id: string): boolean {
-    return id !== this.id && (this.roster?.roster.members.some(m => m.id === id) ?? false)
+    const r = this.roster?.roster
+    if (r == null || id === this.id) return false
+    // Asked for every gossip message and connection: a set per roster, built on first use.
+    if (this.memberIds?.roster !== r) this.memberIds = { roster: r, ids: new Set(r.members.map(m => m.id)) }
+    return this.memberIds.ids.has(id)
   }
 
   private isTombstoned (id: string): boolean {
@@ -1276,6 +1359,7 @@ export class Host extends EventEmitter<HostEvents> {
 
   private onConnectionOpen (conn: Connection): void {
     const id = conn.remotePeer.toString()
+    this.connectedIds.add(id)
     this.lastSeen.set(id, this.options.clock.now())
     if (this.isMember(id)) {
       this.status?.check(id)
@@ -1301,6 +1385,7 @@ export class Host extends EventEmitter<HostEvents> {
     const id = conn.remotePeer.toString()
     this.lastSeen.set(id, this.options.clock.now())
     if (this.node?.getConnections(conn.remotePeer).length === 0) {
+      this.connectedIds.delete(id)
       const t = this.guests.get(id)
       if (t != null) this.options.clock.clearTimeout(t)
       this.guests.delete(id)
@@ -1432,16 +1517,14 @@ export class Host extends EventEmitter<HostEvents> {
   }
 
   private facts (): Facts {
-    return {
-      name: this.options.name,
+    this.fixedFacts ??= {
       hostname: hostname(),
       os: `${osType()} ${release()}`,
       arch: arch(),
       cpus: cpus().length,
-      memory: BigInt(totalmem()),
-      apiPort: this.options.apiPort,
-      version: this.options.version
+      memory: BigInt(totalmem())
     }
+    return { name: this.options.name, ...this.fixedFacts, apiPort: this.options.apiPort, version: this.options.version }
   }
 
   private assertStarted (): void {
@@ -1459,6 +1542,8 @@ function bigintJson (_k: string, v: unknown): unknown { return typeof v === 'big
  * Creates a host: loads (or creates) its identity and store under `options.dataDir` and, unless
  * `start: false`, starts it.
  */
+function count (counts: Record<string, number>, key: string): void { counts[key] = (counts[key] ?? 0) + 1 }
+
 export async function createHost (options: HostOptions): Promise<Host> {
   const resolved = resolveOptions(options, VERSION)
   const key = await loadOrCreateIdentity(resolved.dataDir)

@@ -16,7 +16,7 @@
  * console.log(follower.hosts()) // both hosts, leader first
  * ```
  */
-export { createHost, Host, type AbortOptions } from './host.ts'
+export { createHost, Host, type AbortOptions, type HostStats } from './host.ts'
 export { EdgelinkError, isEdgelinkError, ERROR_TABLE, type ErrorCode } from './errors.ts'
 export { DEFAULTS, PRESETS, type HostOptions } from './options.ts'
 export { systemClock, ManualClock, type Clock, type ClockTimer } from './clock.ts'

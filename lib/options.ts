@@ -59,6 +59,8 @@ export interface HostOptions {
   /**
    * Status heartbeat period, in ms. Every host publishes its status this often and at once on a
    * change; shorter detects silent failures sooner at the cost of N messages per period per host.
+   * Groups larger than 16 hosts stretch it (and `failureTimeout`) by members ÷ 16, so each host
+   * receives about 16 heartbeats per period whatever the group's size.
    * @default 1_000
    */
   statusInterval?: number

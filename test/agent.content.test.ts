@@ -237,7 +237,7 @@ describe('agent CLI and API: content across three agents', function () {
     }
   })
 
-  it('`GET /v1/edgelink/events` streams content events as rows and lets go of clients that leave', async () => {
+  it('`GET /v1/edgelink/events` streams content events as rows, group events as the library emits them, and lets go of clients that leave', async () => {
     const { url, token } = await h2.apiFile()
     const seen: Array<[string, any]> = []
     const ac = new AbortController()
@@ -261,6 +261,10 @@ describe('agent CLI and API: content across three agents', function () {
     const complete = seen.find(([e, d]) => e === 'content:complete' && d.id === id)?.[1]
     expect(complete).to.include({ id, name: 'small.bin', percent: 100, complete: true })
     expect(complete).to.not.have.property('manifest')
+    // Group events ride the same stream: a settings change made on the leader arrives here.
+    const set = await h1.cli('settings', 'set', 'ntpServers=ntp-events.example')
+    expect(set.code, set.stderr).to.equal(0)
+    await waitFor(() => seen.some(([e, d]) => e === 'settings' && d?.ntpServers?.includes('ntp-events.example')), 15_000, 'a settings event on the stream')
     ac.abort()
     await reading
 

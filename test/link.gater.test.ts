@@ -84,6 +84,16 @@ describe('members-only mesh: gater and join protocol against crafted peers', fun
     expect(leader.hosts()).to.have.length(1)
   })
 
+  it('a guest that joined frees its guest slot at once: more joins than maxGuests within guestTimeout all succeed', async () => {
+    const leader = await bed.host({ maxGuests: 2, guestTimeout: 60_000 })
+    const followers = [await bed.host(), await bed.host(), await bed.host(), await bed.host()]
+    for (const f of followers) {
+      const { token } = await leader.generateLinkToken({ fresh: true })
+      expect((await f.link(token)).status).to.equal('Completed')
+    }
+    expect(leader.hosts()).to.have.length(5)
+  })
+
   it('five bad proofs burn the token; the real follower then hears TOKEN_BURNED', async () => {
     const leader = await bed.host()
     const follower = await bed.host()

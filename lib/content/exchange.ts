@@ -266,6 +266,8 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
      */
     requested: 0,
     received: 0,
+    /** Bytes of the chunks received (verified and stored). */
+    receivedBytes: 0,
     corrupt: 0,
     failed: 0,
     /** ANY requests answered SENT: the seed gave every chunk listed to other downloaders. */
@@ -609,6 +611,7 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
         return
       }
       this.counters.received++
+      this.counters.receivedBytes += run.sizes[index]
       if (!run.finished) this.received(run, peer, index, run.sizes[index])
     }
     void get().finally(() => {

@@ -134,6 +134,9 @@ export class ContentService extends EventEmitter<ContentEvents> {
     await this.ctx.docs().write('content', rec.id, {}, { term: this.ctx.term(), deleted: true })
   }
 
+  /** The chunk exchange's totals since start (see `ContentExchange.counters`); undefined before start. */
+  get counters (): Readonly<ContentExchange['counters']> | undefined { return this.exchange?.counters }
+
   /** `Synced` when every announced content is complete here, with the byte percentage. */
   syncStatus (): { status: 'Synced' | 'Not Synced', percent: number } {
     let have = 0

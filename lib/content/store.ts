@@ -15,7 +15,7 @@
  * for a chunk file that exists, and at open every bitmap is rebuilt from the files present, so a
  * crash can neither leave a wrong chunk in place nor make a bitmap claim a missing one.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, randomBytes, webcrypto } from 'node:crypto'
 import * as nodeFs from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
@@ -190,7 +190,9 @@ export class ContentStore {
    */
   async writeChunk (hash: string, bytes: Uint8Array): Promise<boolean> {
     assertHash(hash)
-    const actual = sha256(bytes)
+    // Hashed on libuv's thread pool (WebCrypto's digest is an async job), not on the event loop
+    // that also decrypts and serves: ~0.8 ms per MiB the network side keeps.
+    const actual = await sha256Async(bytes)
     if (actual !== hash) throw new EdgelinkError('CHUNK_CORRUPT', `chunk ${hash} does not match its hash (got ${actual})`)
     return await this.storeVerified(hash, bytes)
   }
@@ -829,6 +831,12 @@ function toInfo (e: Entry): ContentInfo {
 }
 
 function sha256 (bytes: Uint8Array): string { return createHash('sha256').update(bytes).digest('hex') }
+
+/** SHA-256 off the event loop: small inputs are hashed in place (a thread hop costs more). */
+async function sha256Async (bytes: Uint8Array): Promise<string> {
+  if (bytes.length < 64 * 1024) return sha256(bytes)
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)).toString('hex')
+}
 
 function assertHash (hash: string): void {
   if (!isChunkHash(hash)) throw new EdgelinkError('INVALID_ARGUMENT', 'a chunk hash is a lowercase 64-digit hex SHA-256')

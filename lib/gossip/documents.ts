@@ -76,6 +76,11 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
   private timer?: ClockTimer
   private running = false
   readonly counters = { published: 0, accepted: 0, rejected: 0, synced: 0 }
+  /**
+   * The same traffic by document kind, for `Host.stats()`: published by this host, accepted from
+   * gossip, pulled by anti-entropy, and gossip messages rejected (`unknown`: undecodable or not from a member).
+   */
+  readonly byKind = { published: {} as Record<string, number>, received: {} as Record<string, number>, synced: {} as Record<string, number>, rejected: {} as Record<string, number> }
 
   constructor (ctx: DocumentContext, syncInterval: number) {
     super()
@@ -240,6 +245,7 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
     try {
       await pubsub.publish(this.topic, wire)
       this.counters.published++
+      bump(this.byKind.published, rec.kind)
     } catch (err: any) {
       // Nobody subscribed yet: anti-entropy delivers it when members connect.
       this.ctx.log.debug({ err: String(err?.message ?? err) }, 'document publish failed')
@@ -249,17 +255,23 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
   private readonly validate = async (from: PeerId, msg: Message): Promise<TopicValidatorResult> => {
     if (msg.type !== 'signed' || !this.ctx.isMember(msg.from.toString()) || !this.ctx.isMember(from.toString())) {
       this.counters.rejected++
+      bump(this.byKind.rejected, 'unknown')
       return TopicValidatorResult.Reject
     }
+    let kind = 'unknown'
     try {
       const s = SignedDocument.decode(msg.data)
-      const body = s.body.length === 0 ? await this.fetchBody(from, Document.decode(s.doc).bodyHash) : undefined
+      const doc = Document.decode(s.doc)
+      if (doc.kind === 'settings' || doc.kind === 'cluster' || doc.kind === 'content') kind = doc.kind // never a label from the wire
+      const body = s.body.length === 0 ? await this.fetchBody(from, doc.bodyHash) : undefined
       const rec = await this.open(msg.data, body)
       await this.accept(rec)
+      bump(this.byKind.received, kind)
       return TopicValidatorResult.Accept
     } catch (err) {
       if (isEdgelinkError(err, 'STALE_VERSION')) return TopicValidatorResult.Ignore
       this.counters.rejected++
+      bump(this.byKind.rejected, kind)
       this.ctx.log.info({ from: from.toString(), err: String((err as Error)?.message ?? err) }, 'document rejected')
       return TopicValidatorResult.Reject
     }
@@ -291,8 +303,10 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
       const docs = res.docs.slice().sort((a, b) => (kindOrder(a) - kindOrder(b)))
       for (const d of docs) {
         try {
-          await this.accept(await this.open(SignedDocument.encode(d)))
+          const rec = await this.open(SignedDocument.encode(d))
+          await this.accept(rec)
           pulled++
+          bump(this.byKind.synced, rec.kind)
         } catch (err) {
           if (!isEdgelinkError(err, 'STALE_VERSION')) this.ctx.log.info({ peer: peer.toString(), err: String((err as Error).message) }, 'synced document rejected')
         }
@@ -384,5 +398,7 @@ function newer (a: DocRecord, b: DocRecord): boolean {
 function kindOrder (d: SignedDocument): number {
   try { return Document.decode(d.doc).kind === 'cluster' ? 0 : 1 } catch { return 2 }
 }
+
+function bump (counts: Record<string, number>, key: string): void { counts[key] = (counts[key] ?? 0) + 1 }
 
 function sha256 (b: Uint8Array): Buffer { return createHash('sha256').update(b).digest() }

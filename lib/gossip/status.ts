@@ -10,6 +10,14 @@ const MAX_FAILING = 32
 /** A status message is small; anything bigger is not one. */
 export const MAX_STATUS_BYTES = 16 * 1024
 
+/**
+ * Heartbeats each host receives per `statusInterval`, at most: beyond this many members the
+ * heartbeat period (and `failureTimeout` with it) grows in proportion to the group, so that the
+ * group's heartbeat traffic grows with N rather than N². A killed host is still seen at once: its
+ * connections close, and `disconnectGrace` does not grow.
+ */
+export const HEARTBEAT_FANIN = 16
+
 export type Health = 'Healthy' | 'Unhealthy' | 'Unreachable'
 
 export interface StatusOptions {
@@ -34,6 +42,8 @@ export interface StatusContext {
   pubsub(): GossipSub | undefined
   groupId(): string | undefined
   isMember(id: string): boolean
+  /** Members in the roster, this host included. */
+  memberCount(): number
   isConnected(id: string): boolean
   /** This host's status as it should be published now (seq and sentAt are filled in here). */
   localStatus(): Omit<HostStatus, 'seq' | 'sentAt'>
@@ -132,7 +142,7 @@ export class StatusService extends EventEmitter<{ health: [string, Health], stat
     const connected = this.ctx.isConnected(id)
     if (entry == null) return connected ? 'Healthy' : 'Unreachable'
     const silent = this.ctx.clock.now() - entry.heardAt
-    if (silent > this.opts.failureTimeout) return 'Unreachable'
+    if (silent > this.opts.failureTimeout * this.scale()) return 'Unreachable'
     if (!connected && silent > this.opts.disconnectGrace) return 'Unreachable'
     return entry.status.health === 'Unhealthy' ? 'Unhealthy' : 'Healthy'
   }
@@ -145,6 +155,16 @@ export class StatusService extends EventEmitter<{ health: [string, Health], stat
       this.lastHealth.set(id, h)
       this.emit('health', id, h)
     }
+  }
+
+  /** How much longer than `statusInterval` heartbeats are apart in a group this size (≥ 1). */
+  scale (): number {
+    return Math.max(1, this.ctx.memberCount() / HEARTBEAT_FANIN)
+  }
+
+  /** The heartbeat period now: `statusInterval`, stretched for large groups (see HEARTBEAT_FANIN). */
+  heartbeatPeriod (): number {
+    return Math.round(this.opts.statusInterval * this.scale())
   }
 
   private publish (): void {
@@ -160,7 +180,7 @@ export class StatusService extends EventEmitter<{ health: [string, Health], stat
     this.heartbeat = this.ctx.clock.setTimeout(() => {
       if (!this.running) return
       this.publish()
-      this.scheduleHeartbeat(this.opts.statusInterval)
+      this.scheduleHeartbeat(this.heartbeatPeriod())
     }, delay)
   }
 
