@@ -663,7 +663,22 @@ async function runAgent (config: AgentConfig, io: Io): Promise<void> {
 }
 
 /** Runs one command line; resolves with the exit code (the agent keeps running after it resolves). */
+let pipeGuard = false
+
+/** `edgelink hosts | head`: a reader that goes away ends the command quietly (exit 0), not with a stack trace. */
+function exitOnClosedPipe (): void {
+  if (pipeGuard) return
+  pipeGuard = true
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0)
+      throw err
+    })
+  }
+}
+
 export async function main (argv: string[], io: Io = stdio): Promise<number> {
+  if (io === stdio) exitOnClosedPipe()
   try {
     await buildProgram(io).parseAsync(argv, { from: 'user' })
     return 0

@@ -1,0 +1,235 @@
+/**
+ * Soak benchmark: a linked group of real agent processes left running while the CPUs are loaded,
+ * counting every time a host that never stopped is shown `Unreachable` by another (a false
+ * failure). The issue's target is none over ten minutes.
+ *
+ *   npm run bench:soak -- [--hosts 10] [--duration 600] [--load 2] [--preset lan]
+ *
+ * - Hosts: `edgelink agent` processes (dist/agent/cli.js), each on its own loopback IP, linked
+ *   through the HTTP API as an operator would, with the default (`lan`) timings.
+ * - Load: `--load` busy-looping Node processes (default: one per core) at the agents' priority,
+ *   started once the group is healthy and stopped at the end.
+ * - Watch: every agent's event stream (`GET /v1/edgelink/events`); each `host:health` event that
+ *   says `Unreachable` is a false failure (nothing is killed or cut during the run). Each agent's
+ *   own view is also polled (`GET /v1/edgelink/hosts`) every 5 s, to catch what the stream missed.
+ *
+ * Prints one JSON object on stdout (also benchmarks/results/soak-latest.json) and a line a minute
+ * on stderr. Exits 0 whether or not the target is met (`pass` says), 1 when the run itself fails.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { environment, loopbackIp, packageRoot, sleep, TempDirs, writeResult } from './lib.ts'
+
+export interface SoakOptions {
+  hosts: number
+  /** Seconds the loaded group runs. */
+  durationS: number
+  /** Busy-looping processes loading the CPUs. */
+  load: number
+  preset: 'lan' | 'test'
+}
+export const SOAK_DEFAULTS: SoakOptions = { hosts: 10, durationS: 600, load: cpus().length, preset: 'lan' }
+
+interface Agent {
+  name: string
+  proc: ChildProcess
+  url: string
+  token: string
+  id: string
+  stderr: string
+}
+
+interface FalseFailure { observer: string, subject: string, at_s: number, via: 'event' | 'poll' }
+
+export interface SoakResult {
+  benchmark: 'soak'
+  environment: Record<string, unknown>
+  config: SoakOptions & { timings: string }
+  formation_ms: number
+  duration_s: number
+  loadavg_during: number[]
+  health_events: number
+  false_unreachable: number
+  false_failures: FalseFailure[]
+  polls: number
+  target: { false_unreachable: 0 }
+  pass: boolean
+}
+
+const CLI = (): string => join(packageRoot(), 'dist', 'agent', 'cli.js')
+
+async function api (a: Pick<Agent, 'url' | 'token'>, method: string, path: string, body?: unknown): Promise<any> {
+  const res = await fetch(new URL(path, a.url), {
+    method,
+    headers: { authorization: `Bearer ${a.token}`, ...(body != null ? { 'content-type': 'application/json' } : {}) },
+    body: body != null ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(30_000)
+  })
+  const json = await res.json().catch(() => undefined)
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`)
+  return json
+}
+
+async function startAgent (name: string, dataDir: string, preset: string): Promise<Agent> {
+  const ip = loopbackIp()
+  const proc = spawn(process.execPath, ['--max-semi-space-size=1', CLI(), 'agent', '--data-dir', dataDir, '--listen', `${ip}:0`, '--advertise', ip, '--api', '127.0.0.1:0', '--name', name, '--log-level', 'warn', '--preset', preset], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const agent: Agent = { name, proc, url: '', token: '', id: '', stderr: '' }
+  proc.stderr?.on('data', (d: Buffer) => { agent.stderr = (agent.stderr + d.toString()).slice(-4000) })
+  const end = Date.now() + 60_000
+  for (;;) {
+    if (proc.exitCode != null) throw new Error(`${name} exited ${proc.exitCode}: ${agent.stderr}`)
+    try {
+      const f = JSON.parse(await readFile(join(dataDir, 'api.json'), 'utf8'))
+      if (f.pid === proc.pid) {
+        agent.url = f.url
+        agent.token = f.token
+        agent.id = (await api(agent, 'GET', '/v1/edgelink/status')).id
+        return agent
+      }
+    } catch {}
+    if (Date.now() > end) throw new Error(`${name} did not start: ${agent.stderr}`)
+    await sleep(100)
+  }
+}
+
+/** Reads an agent's event stream until `signal` aborts, calling `onEvent` per event. */
+async function follow (a: Agent, signal: AbortSignal, onEvent: (event: string, data: any) => void): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      const res = await fetch(new URL('/v1/edgelink/events', a.url), { headers: { authorization: `Bearer ${a.token}` }, signal })
+      const decoder = new TextDecoder()
+      let buf = ''
+      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+        buf += decoder.decode(chunk, { stream: true })
+        let i
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const frame = buf.slice(0, i)
+          buf = buf.slice(i + 2)
+          const event = /^event: (.*)$/m.exec(frame)?.[1]
+          const data = /^data: (.*)$/m.exec(frame)?.[1]
+          if (event != null && data != null) onEvent(event, JSON.parse(data))
+        }
+      }
+    } catch {}
+    if (!signal.aborted) await sleep(500)
+  }
+}
+
+export async function run (o: SoakOptions, log: (line: string) => void = line => { process.stderr.write(line + '\n') }): Promise<SoakResult> {
+  const dirs = new TempDirs()
+  const agents: Agent[] = []
+  const burners: ChildProcess[] = []
+  const ac = new AbortController()
+  try {
+    log(`soak: ${o.hosts} agents, ${o.durationS} s, ${o.load} busy-looping processes, preset ${o.preset}`)
+    const t0 = Date.now()
+    for (let i = 0; i < o.hosts; i++) agents.push(await startAgent(`s${i}`, await dirs.make(), o.preset))
+    const [leader, ...followers] = agents
+    for (const f of followers) {
+      const { token } = await api(leader, 'POST', '/v1/edge-mgmt/edgehosts/current/link/generate-token')
+      const st = await api(f, 'POST', '/v1/edge-mgmt/edgehosts/current/link', { token })
+      if (st.status !== 'Completed') throw new Error(`${f.name} did not link: ${JSON.stringify(st)}`)
+    }
+    const healthy = async (): Promise<boolean> => {
+      for (const a of agents) {
+        const rows = await api(a, 'GET', '/v1/edgelink/hosts')
+        if (rows.length !== o.hosts || rows.some((r: any) => r.health !== 'Healthy')) return false
+      }
+      return true
+    }
+    const formEnd = Date.now() + 120_000
+    while (!(await healthy())) {
+      if (Date.now() > formEnd) throw new Error('the group did not become healthy within 120 s')
+      await sleep(500)
+    }
+    const formationMs = Date.now() - t0
+    log(`soak: group of ${o.hosts} healthy after ${formationMs} ms; loading the CPUs`)
+
+    const names = new Map(agents.map(a => [a.id, a.name]))
+    const falses: FalseFailure[] = []
+    let events = 0
+    const start = Date.now()
+    const at = (): number => Math.round((Date.now() - start) / 100) / 10
+    for (const a of agents) {
+      void follow(a, ac.signal, (event, data) => {
+        if (event !== 'host:health') return
+        events++
+        if (data?.health === 'Unreachable') falses.push({ observer: a.name, subject: names.get(data.id) ?? data.id, at_s: at(), via: 'event' })
+      })
+    }
+    for (let i = 0; i < o.load; i++) burners.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }))
+
+    const loads: number[] = []
+    let polls = 0
+    let nextLog = start + 60_000
+    while (Date.now() - start < o.durationS * 1000) {
+      await sleep(5_000)
+      loads.push(loadavg()[0])
+      for (const a of agents) {
+        try {
+          const rows = await api(a, 'GET', '/v1/edgelink/hosts')
+          polls++
+          for (const r of rows) {
+            if (r.health !== 'Unreachable') continue
+            const subject = names.get(r.id) ?? r.id
+            // Counted once per episode: the event of the same episode may already be in.
+            const seen = falses.some(f => f.observer === a.name && f.subject === subject && at() - f.at_s < 10)
+            if (!seen) falses.push({ observer: a.name, subject, at_s: at(), via: 'poll' })
+          }
+        } catch {}
+      }
+      if (Date.now() >= nextLog) {
+        log(`soak: ${Math.round((Date.now() - start) / 1000)} s, load ${loadavg()[0].toFixed(1)}, false Unreachable so far ${falses.length}`)
+        nextLog += 60_000
+      }
+    }
+    for (const a of agents) if (a.proc.exitCode != null) throw new Error(`${a.name} exited during the run: ${a.stderr}`)
+    return {
+      benchmark: 'soak',
+      environment: environment(),
+      config: { ...o, timings: o.preset === 'lan' ? 'statusInterval 1 s, failureTimeout 3.5 s, disconnectGrace 1 s' : 'test preset' },
+      formation_ms: formationMs,
+      duration_s: Math.round((Date.now() - start) / 1000),
+      loadavg_during: [Math.min(...loads), Math.max(...loads)].map(x => Math.round(x * 10) / 10),
+      health_events: events,
+      false_unreachable: falses.length,
+      false_failures: falses.slice(0, 50),
+      polls,
+      target: { false_unreachable: 0 },
+      pass: falses.length === 0
+    }
+  } finally {
+    ac.abort()
+    for (const b of burners) b.kill('SIGKILL')
+    await Promise.allSettled(agents.map(async a => {
+      if (a.proc.exitCode != null) return
+      const exited = new Promise(resolve => a.proc.once('exit', resolve))
+      a.proc.kill('SIGTERM')
+      await Promise.race([exited, sleep(10_000).then(() => a.proc.kill('SIGKILL'))])
+    }))
+    await dirs.cleanup()
+  }
+}
+
+async function main (): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      hosts: { type: 'string', default: String(SOAK_DEFAULTS.hosts) },
+      duration: { type: 'string', default: String(SOAK_DEFAULTS.durationS) },
+      load: { type: 'string', default: String(SOAK_DEFAULTS.load) },
+      preset: { type: 'string', default: SOAK_DEFAULTS.preset }
+    }
+  })
+  const preset = values.preset === 'test' ? 'test' : 'lan'
+  const result = await run({ hosts: Number(values.hosts), durationS: Number(values.duration), load: Number(values.load), preset })
+  process.stdout.write(JSON.stringify(result, null, 2) + '\n')
+  process.stderr.write(`soak: ${result.false_unreachable} false Unreachable over ${result.duration_s} s at load ${result.loadavg_during.join('–')} (target 0): ${result.pass ? 'met' : 'missed'}\n`)
+  process.stderr.write(`written ${await writeResult('soak', result)}\n`)
+}
+
+if (import.meta.main) {
+  main().catch(err => { process.stderr.write(`soak benchmark failed: ${err?.stack ?? err}\n`); process.exitCode = 1 })
+}
