@@ -6,7 +6,8 @@
  *
  * One edgelink host (createHost, default options but `dataDir`, `listen` and `name`), plus what the
  * baselines need in the same process: a raw libp2p stream on the host's own libp2p node (same
- * connection, same Noise + Yamux), and plain TCP (node `net`).
+ * connection, same Noise + Yamux), plain TCP (node `net`) and plain HTTP (node:http serving a
+ * file, `fetch` downloading it).
  *
  * Talks to the parent over the IPC channel of its stdio (which `ip netns exec` passes on, as it
  * passes fds and the environment): requests `{ id, cmd, ...args }` are answered
@@ -15,9 +16,12 @@
  * Exits on a `stop` request, on SIGTERM, and when the parent goes away.
  */
 import { randomBytes } from 'node:crypto'
-import { open, writeFile } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
+import { open, stat, writeFile } from 'node:fs/promises'
+import http from 'node:http'
 import { Session } from 'node:inspector/promises'
 import net from 'node:net'
+import { pipeline } from 'node:stream/promises'
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { createHost, type Host, type HostOptions } from '../lib/index.ts'
@@ -188,6 +192,31 @@ const handlers: Record<string, (req: Request) => Promise<unknown>> = {
     servers.push(srv)
     await new Promise<void>((resolve, reject) => { srv.once('error', reject); srv.listen(0, req.ip as string, () => { resolve() }) })
     return { port: (srv.address() as net.AddressInfo).port }
+  },
+  /** An HTTP server on `ip` serving the file at `path` as GET /content (what anyone would put up to hand a file out). */
+  httpServe: async (req) => {
+    const path = req.path as string
+    const { size } = await stat(path)
+    const srv = http.createServer((rq, rs) => {
+      if (rq.method !== 'GET' || rq.url !== '/content') { rs.writeHead(404).end(); return }
+      rs.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size })
+      pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), rs).catch(() => { rs.destroy() })
+    })
+    servers.push(srv)
+    await new Promise<void>((resolve, reject) => { srv.once('error', reject); srv.listen(0, req.ip as string, () => { resolve() }) })
+    return { url: `http://${req.ip as string}:${(srv.address() as net.AddressInfo).port}/content` }
+  },
+  /** Downloads `url` with fetch, counting the body's bytes as they come; the time from the request to the last byte. */
+  httpFetch: async (req) => {
+    const t0 = now()
+    const c0 = cpu()
+    const res = await fetch(req.url as string)
+    if (!res.ok || res.body == null) throw new Error(`GET ${req.url as string}: HTTP ${res.status}`)
+    let got = 0
+    for await (const chunk of res.body) got += chunk.byteLength
+    const t1 = now()
+    if (got !== req.bytes) throw new Error(`HTTP body ended after ${got} of ${req.bytes as number} bytes`)
+    return { t0, t1, bytes: got, cpu0: c0, cpu1: cpu() }
   },
   tcpFetch: async (req) => {
     const t0 = now()

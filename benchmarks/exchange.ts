@@ -7,7 +7,7 @@
  *   node dist/benchmarks/exchange.js --mib 256 --chunk 1024 --rounds 3
  *
  * Prints one JSON object on stdout (also written to benchmarks/results/exchange-latest.json) and a
- * short table on stderr.
+ * short table on stderr. `run(options)` does the same for benchmarks/run.ts and returns the result.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
@@ -27,19 +27,28 @@ import { newBitmap, setBit } from '../lib/content/bitmap.ts'
 import { ContentExchange, sendSlices, type ChunkSource } from '../lib/content/exchange.ts'
 import { environment, median, table, writeResult } from './lib.ts'
 
-const { values: args } = parseArgs({
-  options: {
-    role: { type: 'string', default: 'fetcher' },
-    mib: { type: 'string', default: '256' },
-    chunk: { type: 'string', default: '1024' },
-    rounds: { type: 'string', default: '3' },
-    ppc: { type: 'string', default: '4' }
-  }
-})
-const MIB = Number(args.mib)
-const CHUNK = Number(args.chunk) * 1024
-const ROUNDS = Number(args.rounds)
-const TOTAL = MIB * 1024 * 1024
+export interface ExchangeOptions {
+  mib: number
+  chunkKiB: number
+  rounds: number
+  /** Requests in flight per peer. */
+  perPeerConcurrency: number
+}
+export const EXCHANGE_DEFAULTS: ExchangeOptions = { mib: 256, chunkKiB: 1024, rounds: 3, perPeerConcurrency: 4 }
+
+// Set by run() (or the holder's command line); read by the functions below.
+let MIB = EXCHANGE_DEFAULTS.mib
+let CHUNK = EXCHANGE_DEFAULTS.chunkKiB * 1024
+let ROUNDS = EXCHANGE_DEFAULTS.rounds
+let PPC = EXCHANGE_DEFAULTS.perPeerConcurrency
+let TOTAL = MIB * 1024 * 1024
+function configure (o: ExchangeOptions): void {
+  MIB = o.mib
+  CHUNK = o.chunkKiB * 1024
+  ROUNDS = o.rounds
+  PPC = o.perPeerConcurrency
+  TOTAL = MIB * 1024 * 1024
+}
 const RAW_PROTOCOL = '/edgelink/bench/raw/1'
 const quiet: Logger = { debug () {}, info () {}, warn () {}, error () {}, child () { return quiet } }
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
@@ -107,17 +116,35 @@ async function holder (): Promise<void> {
   })
   process.send?.({ addr: n.getMultiaddrs()[0].toString(), contents })
   process.on('message', () => { void Promise.resolve(n.stop()).then(() => process.exit(0)) })
+  process.once('disconnect', () => { void Promise.resolve(n.stop()).then(() => process.exit(0)) })
 }
 
-async function fetcher (): Promise<void> {
+let holderProc: ChildProcess | undefined
+
+export type ExchangeResult = Awaited<ReturnType<typeof fetcher>>
+
+/** The exchange benchmark with `options` (forks the holder process, stops it at the end). */
+export async function run (options: Partial<ExchangeOptions> = {}): Promise<ExchangeResult> {
+  configure({ ...EXCHANGE_DEFAULTS, ...options })
+  try {
+    return await fetcher()
+  } finally {
+    // On failure the holder is still up: end it (on success it has been told to stop).
+    if (holderProc != null && holderProc.exitCode == null && holderProc.signalCode == null) holderProc.kill('SIGKILL')
+    holderProc = undefined
+  }
+}
+
+async function fetcher () {
   const child: ChildProcess = fork(new URL(import.meta.url).pathname, ['--role', 'holder', '--mib', String(MIB), '--chunk', String(CHUNK / 1024), '--rounds', String(ROUNDS)], { execPath: process.execPath })
+  holderProc = child
   const ready = await new Promise<{ addr: string, contents: Array<{ id: string, hashes: string[] }> }>((resolve, reject) => {
     child.once('message', m => { resolve(m as any) })
     child.once('exit', code => { reject(new Error(`holder exited ${code}`)) })
   })
   const n = await node('127.0.7.3')
   const source = new BenchSource()
-  const exchange = new ContentExchange({ node: () => n, isMember: () => true, source, clock: systemClock, log: quiet }, { perPeerConcurrency: Number(args.ppc) })
+  const exchange = new ContentExchange({ node: () => n, isMember: () => true, source, clock: systemClock, log: quiet }, { perPeerConcurrency: PPC })
   await exchange.start()
   const conn = await n.dial(multiaddr(ready.addr))
   const exchangeRuns: number[] = []
@@ -152,7 +179,7 @@ async function fetcher (): Promise<void> {
   const result = {
     benchmark: 'exchange',
     environment: environment(),
-    params: { mib: MIB, chunkKiB: CHUNK / 1024, rounds: ROUNDS, perPeerConcurrency: Number(args.ppc) },
+    params: { mib: MIB, chunkKiB: CHUNK / 1024, rounds: ROUNDS, perPeerConcurrency: PPC },
     exchange_MBps: exchangeRuns.map(x => Math.round(x)),
     raw_stream_MBps: rawRuns.map(x => Math.round(x)),
     sha256_MBps: hashRuns.map(x => Math.round(x)),
@@ -160,16 +187,37 @@ async function fetcher (): Promise<void> {
     raw_p50_MBps: Math.round(median(rawRuns)),
     ratio: Math.round(median(exchangeRuns) / median(rawRuns) * 100) / 100
   }
-  await writeResult('exchange', result)
-  process.stdout.write(JSON.stringify(result, null, 2) + '\n')
-  process.stderr.write(table([
-    ['what', 'MB/s (median)', 'runs'],
-    [`exchange, ${CHUNK / 1024} KiB chunks, verified`, result.exchange_p50_MBps, result.exchange_MBps.join(' ')],
-    ['raw libp2p stream, 256 KiB writes', result.raw_p50_MBps, result.raw_stream_MBps.join(' ')],
-    ['SHA-256 alone (one core)', Math.round(median(hashRuns)), '']
-  ]) + '\n')
-  process.exit(0)
+  return result
 }
 
-if (args.role === 'holder') await holder()
-else await fetcher()
+function printTable (result: ExchangeResult): void {
+  process.stderr.write(table([
+    ['what', 'MB/s (median)', 'runs'],
+    [`exchange, ${result.params.chunkKiB} KiB chunks, verified`, result.exchange_p50_MBps, result.exchange_MBps.join(' ')],
+    ['raw libp2p stream, 256 KiB writes', result.raw_p50_MBps, result.raw_stream_MBps.join(' ')],
+    ['SHA-256 alone (one core)', Math.round(median(result.sha256_MBps)), '']
+  ]) + '\n')
+}
+
+if (import.meta.main) {
+  const { values: args } = parseArgs({
+    options: {
+      role: { type: 'string', default: 'fetcher' },
+      mib: { type: 'string', default: String(EXCHANGE_DEFAULTS.mib) },
+      chunk: { type: 'string', default: String(EXCHANGE_DEFAULTS.chunkKiB) },
+      rounds: { type: 'string', default: String(EXCHANGE_DEFAULTS.rounds) },
+      ppc: { type: 'string', default: String(EXCHANGE_DEFAULTS.perPeerConcurrency) }
+    }
+  })
+  const o = { mib: Number(args.mib), chunkKiB: Number(args.chunk), rounds: Number(args.rounds), perPeerConcurrency: Number(args.ppc) }
+  if (args.role === 'holder') {
+    configure(o)
+    await holder()
+  } else {
+    const result = await run(o)
+    await writeResult('exchange', result)
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n')
+    printTable(result)
+    process.exit(0)
+  }
+}

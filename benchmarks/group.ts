@@ -18,6 +18,8 @@
  * Prints one JSON object on stdout (also written to benchmarks/results/group-latest.json) and a
  * short table on stderr. Exits 0 when targets are missed (`pass` says so), 1 when the benchmark
  * itself fails. Every child (hosts, baselines, serf agents) is killed at the end, also on failure.
+ * `run(options)` does the same for benchmarks/run.ts and returns the result object (the raw
+ * propagation samples included, for the plots).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { createPublicKey, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto'
@@ -30,35 +32,50 @@ import { DEFAULTS } from '../lib/index.ts'
 import { environment, loopbackIp, ms, percentile, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
 
 /** The issue's targets. */
-const TARGETS = { propagation_p50_ms: 30, propagation_max_ms: 100, failure_all_ms: 2000, rss_per_host_mb: 80 }
+export const TARGETS = { propagation_p50_ms: 30, propagation_max_ms: 100, failure_all_ms: 2000, rss_per_host_mb: 80 }
 
-const { values: args } = parseArgs({
-  options: {
-    sizes: { type: 'string', default: '10,50' },
-    rounds: { type: 'string', default: '20' },
-    kills: { type: 'string', default: '3' },
-    'no-serf': { type: 'boolean', default: false },
-    /** Seconds the formed group sits idle before RSS is read. */
-    idle: { type: 'string', default: '10' },
-    /** Node flag sets to rerun the largest group with, separated by `|`; '' for none. */
-    variants: { type: 'string', default: '--max-semi-space-size=1|--max-semi-space-size=1 --max-old-space-size=64' },
-    /** Group size the flag variants run at; default the smallest size that formed. */
-    'variant-size': { type: 'string', default: '' },
-    'link-concurrency': { type: 'string', default: '10' },
-    /** Seconds allowed to spawn, link and converge one group. */
-    'formation-timeout': { type: 'string', default: '120' },
-    /** Let every host dial from 127.0.0.1 (the one-machine artifact group-host.ts explains) instead of its own IP. */
-    'shared-source-ip': { type: 'boolean', default: false }
-  }
-})
-const SIZES = args.sizes.split(',').map(Number).filter(n => n >= 3)
-const ROUNDS = Number(args.rounds)
-const KILLS = Number(args.kills)
-const IDLE_MS = Number(args.idle) * 1000
-const VARIANTS = args.variants.split('|').map(v => v.trim()).filter(v => v !== '').map(v => v.split(/\s+/))
-const LINK_CONCURRENCY = Number(args['link-concurrency'])
-const FORMATION_MS = Number(args['formation-timeout']) * 1000
-const SHARED_SOURCE = args['shared-source-ip']
+export interface GroupOptions {
+  /** Group sizes (≥ 3), one group each. */
+  sizes: number[]
+  /** Settings rounds and status rounds per size. */
+  rounds: number
+  /** Followers SIGKILLed one after another per size (time to Unreachable). */
+  kills: number
+  /** Run Serf at the same sizes (skipped, with the reason, when it is not installed). */
+  serf: boolean
+  /** Seconds the formed group sits idle before RSS is read. */
+  idleS: number
+  /** Node flag sets to rerun one size with (each a list of flags). */
+  variants: string[][]
+  /** Group size the flag variants run at; default the smallest size that formed. */
+  variantSize?: number
+  linkConcurrency: number
+  /** Seconds allowed to spawn, link and converge one group. */
+  formationTimeoutS: number
+  /** Let every host dial from 127.0.0.1 (the one-machine artifact group-host.ts explains) instead of its own IP. */
+  sharedSourceIp: boolean
+}
+export const GROUP_DEFAULTS: GroupOptions = {
+  sizes: [10, 50],
+  rounds: 20,
+  kills: 3,
+  serf: true,
+  idleS: 10,
+  variants: [['--max-semi-space-size=1'], ['--max-semi-space-size=1', '--max-old-space-size=64']],
+  linkConcurrency: 10,
+  formationTimeoutS: 120,
+  sharedSourceIp: false
+}
+
+// Set by run() from its options; read by the functions below (one run at a time per process).
+let SIZES = GROUP_DEFAULTS.sizes
+let ROUNDS = GROUP_DEFAULTS.rounds
+let KILLS = GROUP_DEFAULTS.kills
+let IDLE_MS = GROUP_DEFAULTS.idleS * 1000
+let VARIANTS = GROUP_DEFAULTS.variants
+let LINK_CONCURRENCY = GROUP_DEFAULTS.linkConcurrency
+let FORMATION_MS = GROUP_DEFAULTS.formationTimeoutS * 1000
+let SHARED_SOURCE = GROUP_DEFAULTS.sharedSourceIp
 /** Child options for a process listening on `ip`: it also dials from `ip`, like a separate machine. */
 const at = (ip: string, rest: Record<string, unknown>): Record<string, unknown> => ({ ...rest, ...(SHARED_SOURCE ? {} : { sourceIp: ip }) })
 /** The default (lan) timings, stated explicitly so the figures say what they were measured with. */
@@ -269,7 +286,7 @@ function stats (samples: number[]): Stats {
 // ---------------------------------------------------------------- baselines
 
 /** One hop of a raw gossipsub publish between two plain libp2p processes, plus memory floors. */
-async function baselines (execArgv: string[], latencyRounds: number): Promise<{ gossipsub?: Stats, memory: Record<string, MemoryFigures> }> {
+async function baselines (execArgv: string[], latencyRounds: number): Promise<{ gossipsub?: Stats & { samples: number[] }, memory: Record<string, MemoryFigures> }> {
   const children: Child[] = []
   try {
     const [bare, a, b, solo] = await Promise.all([
@@ -283,7 +300,7 @@ async function baselines (execArgv: string[], latencyRounds: number): Promise<{ 
     await Promise.all([a.call('subscribe', { topic }), b.call('subscribe', { topic })])
     await b.call('dial', { addr: a.addrs[0] })
     if (!await until(async () => (await a.call('subscribers', { topic })) >= 1 && (await b.call('subscribers', { topic })) >= 1, 10_000, 50)) throw new Error('raw gossipsub pair never saw each other subscribed')
-    let gossip: Stats | undefined
+    let gossip: (Stats & { samples: number[] }) | undefined
     if (latencyRounds > 0) {
       const got = new Map<number, number>()
       b.on(e => { if (e.ev === 'raw') got.set(e.sent, e.t) })
@@ -294,7 +311,7 @@ async function baselines (execArgv: string[], latencyRounds: number): Promise<{ 
         if (i >= 10 && got.has(t0)) samples.push(got.get(t0)! - t0) // the first 10 warm up
         await sleep(20 + Math.random() * 30)
       }
-      gossip = stats(samples)
+      gossip = { ...stats(samples), samples: samples.map(ms) }
     }
     await sleep(IDLE_MS)
     return {
@@ -331,8 +348,9 @@ interface GroupRun {
   }
   /** The same for the settings + status rounds: propagation figures are only as good as this is low. */
   rounds_load: { machine_cores_busy: number, hosts_cores_busy: number, other_cores_busy: number }
-  settings: Stats & { lost: number, leader_update_call: Stats }
-  status: Stats & { lost: number }
+  /** `samples`: every arrival (ms after the change), for distributions and plots. */
+  settings: Stats & { lost: number, leader_update_call: Stats, samples: number[] }
+  status: Stats & { lost: number, samples: number[] }
   failure?: { kills: Array<{ all_ms: number, p50_ms: number, observers: number, detected: number }>, all_ms_max: number, p50_ms: number }
 }
 
@@ -552,7 +570,7 @@ async function groupRun (size: number, execArgv: string[], kills: number): Promi
       failure = { kills: results, all_ms_max: Math.max(...allD), p50_ms: ms(percentile(samples, 50)) }
     }
 
-    return { size, node_flags: execArgv, formation, idle, rounds_load: roundsLoad, settings: { ...stats(settingsSamples), lost: settingsLost, leader_update_call: stats(leaderCall) }, status: { ...stats(statusSamples), lost: statusLost }, failure }
+    return { size, node_flags: execArgv, formation, idle, rounds_load: roundsLoad, settings: { ...stats(settingsSamples), lost: settingsLost, leader_update_call: stats(leaderCall), samples: settingsSamples.map(ms) }, status: { ...stats(statusSamples), lost: statusLost, samples: statusSamples.map(ms) }, failure }
   } finally {
     await stopAll(children.filter(c => c != null))
   }
@@ -651,7 +669,46 @@ function verifyCostUs (): number {
 
 type SizeResult = (GroupRun & { formed: true }) | ({ formed: false, size: number } & Record<string, unknown>)
 
-async function main (): Promise<void> {
+/** One size's entry in the result: the run with its ratios, or what a group that did not form looked like. */
+export type GroupSizeEntry =
+  | (GroupRun & { formed: true, idle_cpu_ms_per_host_per_s_for_verifies: number, ratios: Record<string, number> })
+  | ({ formed: false, size: number, serf_failed_all_ms?: number } & Record<string, unknown>)
+
+export type GroupResult = Awaited<ReturnType<typeof measure>>['result']
+
+/**
+ * The whole group benchmark with `options`. Prints progress and its table on stderr, returns the
+ * result object; every child is killed and the temp dirs are removed when it settles.
+ */
+export async function run (options: Partial<GroupOptions> = {}): Promise<GroupResult> {
+  const o = { ...GROUP_DEFAULTS, ...options }
+  SIZES = o.sizes.filter(n => n >= 3)
+  ROUNDS = o.rounds
+  KILLS = o.kills
+  IDLE_MS = o.idleS * 1000
+  VARIANTS = o.variants.filter(v => v.length > 0)
+  LINK_CONCURRENCY = o.linkConcurrency
+  FORMATION_MS = o.formationTimeoutS * 1000
+  SHARED_SOURCE = o.sharedSourceIp
+  process.once('exit', killAll)
+  try {
+    const { result, text } = await measure(o)
+    process.stderr.write(text + '\n')
+    return result
+  } finally {
+    killAll()
+    process.off('exit', killAll)
+    await dirs.cleanup()
+  }
+}
+
+/** Kills every child of a run interrupted by Ctrl-C and removes its temp dirs. */
+export async function abort (): Promise<void> {
+  killAll()
+  await dirs.cleanup()
+}
+
+async function measure (o: GroupOptions) {
   const t0 = Date.now()
   // Other work on the machine competes with the hosts for the same cores: record how busy it was.
   const load0 = loadavg()
@@ -668,7 +725,10 @@ async function main (): Promise<void> {
       return { formed: true, ...await groupRun(n, flags, kills) }
     } catch (err) {
       if (err instanceof FormationFailed) return { formed: false, ...err.report, size: n }
-      throw err
+      // Broke after forming (a call refused, a host gone): recorded for this size, the other sizes stand.
+      const message = String((err as Error)?.message ?? err)
+      process.stderr.write(`  N=${n}: failed after forming: ${message}\n`)
+      return { formed: false, size: n, node_flags: flags, stage: 'measure', error: `failed after forming: ${message}` }
     }
   }
   const results: SizeResult[] = []
@@ -676,12 +736,12 @@ async function main (): Promise<void> {
   const runs = results.filter((r): r is GroupRun & { formed: true } => r.formed)
   // Flag variants rerun one size that formed (by default the smallest: on a small machine the
   // larger groups are CPU-bound, and a group that cannot form says nothing about flags).
-  const variantSize = args['variant-size'] !== '' ? Number(args['variant-size']) : (runs.length > 0 ? Math.min(...runs.map(r => r.size)) : undefined)
+  const variantSize = o.variantSize != null ? o.variantSize : (runs.length > 0 ? Math.min(...runs.map(r => r.size)) : undefined)
   const variantResults: SizeResult[] = []
   if (variantSize != null) for (const v of VARIANTS) variantResults.push(await attempt(variantSize, v, 0))
 
   let serf: { version?: string, runs?: SerfRun[], skipped?: string } = {}
-  if (args['no-serf']) serf = { skipped: '--no-serf' }
+  if (!o.serf) serf = { skipped: 'Serf not requested (--no-serf)' }
   else {
     const version = await serfAvailable()
     if (version == null) serf = { skipped: 'serf is not installed (apt-get install -y serf)' }
@@ -699,7 +759,7 @@ async function main (): Promise<void> {
   }
 
   const ratio = (x: number, b: number): number => Math.round(x / b * 10) / 10
-  const bySize: Record<string, unknown> = {}
+  const bySize: Record<string, GroupSizeEntry> = {}
   for (const r of results) {
     const s = serf.runs?.find(x => x.size === r.size)
     if (!r.formed) { bySize[r.size] = { ...r, serf_failed_all_ms: s?.failed_all_ms }; continue }
@@ -778,12 +838,9 @@ async function main (): Promise<void> {
     pass,
     wall_ms: Date.now() - t0
   }
-  const file = await writeResult('group', result)
-  process.stdout.write(JSON.stringify(result) + '\n')
-
   const col = (r: SizeResult, f: (g: GroupRun) => string | number): string | number => r.formed ? f(r) : 'not formed'
   const rows: Array<Array<string | number>> = [['group (ms / MB)', ...results.map(r => `N=${r.size}`), 'target']]
-  rows.push(['formation total', ...results.map(r => r.formed ? r.formation.total_ms : `failed @${String(r.elapsed_ms)}`), FORMATION_MS])
+  rows.push(['formation total', ...results.map(r => r.formed ? r.formation.total_ms : r.stage === 'measure' ? 'formed, then failed' : `failed @${String(r.elapsed_ms)}`), FORMATION_MS])
   rows.push(['settings p50 / p99 / max', ...results.map(r => col(r, g => `${g.settings.p50} / ${g.settings.p99} / ${g.settings.max}${g.settings.lost > 0 ? ` (${g.settings.lost} lost)` : ''}`)), `${TARGETS.propagation_p50_ms} / - / ${TARGETS.propagation_max_ms}`])
   rows.push(['status p50 / p99 / max', ...results.map(r => col(r, g => `${g.status.p50} / ${g.status.p99} / ${g.status.max}${g.status.lost > 0 ? ` (${g.status.lost} lost)` : ''}`)), `${TARGETS.propagation_p50_ms} / - / ${TARGETS.propagation_max_ms}`])
   rows.push(['baseline gossipsub hop p50', ...results.map(() => gossipP50), ''])
@@ -798,23 +855,50 @@ async function main (): Promise<void> {
     rows.push([`N=${v.size} ${v.node_flags.join(' ')}: RSS mean / max`, `${v.idle.rss.rss_mean_mb} / ${v.idle.rss.rss_max_mb}`, ...results.slice(1).map(() => ''), TARGETS.rss_per_host_mb])
     rows.push(['  settings p50 / max, status p50 / max', `${v.settings.p50} / ${v.settings.max}, ${v.status.p50} / ${v.status.max}`, ...results.slice(1).map(() => ''), ''])
   }
-  process.stderr.write(table(rows) + `\npass: ${JSON.stringify(pass)}\nwritten ${file} (${Math.round(result.wall_ms / 1000)} s)\n`)
+  return { result, text: table(rows) + `\npass: ${JSON.stringify(pass)} (${Math.round(result.wall_ms / 1000)} s)` }
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    killAll()
-    void dirs.cleanup().finally(() => process.exit(130))
+if (import.meta.main) {
+  const { values: args } = parseArgs({
+    options: {
+      sizes: { type: 'string', default: GROUP_DEFAULTS.sizes.join(',') },
+      rounds: { type: 'string', default: String(GROUP_DEFAULTS.rounds) },
+      kills: { type: 'string', default: String(GROUP_DEFAULTS.kills) },
+      'no-serf': { type: 'boolean', default: false },
+      /** Seconds the formed group sits idle before RSS is read. */
+      idle: { type: 'string', default: String(GROUP_DEFAULTS.idleS) },
+      /** Node flag sets to rerun the largest group with, separated by `|`; '' for none. */
+      variants: { type: 'string', default: GROUP_DEFAULTS.variants.map(v => v.join(' ')).join('|') },
+      /** Group size the flag variants run at; default the smallest size that formed. */
+      'variant-size': { type: 'string', default: '' },
+      'link-concurrency': { type: 'string', default: String(GROUP_DEFAULTS.linkConcurrency) },
+      /** Seconds allowed to spawn, link and converge one group. */
+      'formation-timeout': { type: 'string', default: String(GROUP_DEFAULTS.formationTimeoutS) },
+      /** Let every host dial from 127.0.0.1 (the one-machine artifact group-host.ts explains) instead of its own IP. */
+      'shared-source-ip': { type: 'boolean', default: false }
+    }
   })
-}
-process.once('exit', killAll)
-
-try {
-  await main()
-} catch (err) {
-  process.stderr.write(`benchmark failed: ${(err as Error)?.stack ?? String(err)}\n`)
-  process.exitCode = 1
-} finally {
-  killAll()
-  await dirs.cleanup()
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => { void abort().finally(() => process.exit(130)) })
+  }
+  try {
+    const result = await run({
+      sizes: args.sizes.split(',').map(Number),
+      rounds: Number(args.rounds),
+      kills: Number(args.kills),
+      serf: !args['no-serf'],
+      idleS: Number(args.idle),
+      variants: args.variants.split('|').map(v => v.trim()).filter(v => v !== '').map(v => v.split(/\s+/)),
+      variantSize: args['variant-size'] !== '' ? Number(args['variant-size']) : undefined,
+      linkConcurrency: Number(args['link-concurrency']),
+      formationTimeoutS: Number(args['formation-timeout']),
+      sharedSourceIp: args['shared-source-ip']
+    })
+    const file = await writeResult('group', result)
+    process.stdout.write(JSON.stringify(result) + '\n')
+    process.stderr.write(`written ${file}\n`)
+  } catch (err) {
+    process.stderr.write(`benchmark failed: ${(err as Error)?.stack ?? String(err)}\n`)
+    process.exitCode = 1
+  }
 }

@@ -72,7 +72,7 @@ export class TempDirs {
 // ---------------------------------------------------------------- results
 
 /** The package root: the nearest folder up from this file with a package.json (works from dist/ and from source). */
-function packageRoot (): string {
+export function packageRoot (): string {
   let dir = dirname(fileURLToPath(import.meta.url))
   while (!existsSync(join(dir, 'package.json'))) {
     const up = dirname(dir)

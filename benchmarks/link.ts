@@ -6,7 +6,8 @@
  *
  * Prints one JSON object on stdout (also written to benchmarks/results/link-latest.json) and a
  * short table on stderr. Exits 0 when targets are missed (`pass` says so), 1 when the benchmark
- * itself fails.
+ * itself fails. `run(options)` does the same measurement for benchmarks/run.ts and returns the
+ * result object (writing and printing nothing on stdout).
  *
  * All hosts run in this one process, so they share one event loop: the 20-at-once figure is an
  * upper bound for 21 real machines, where handshakes and roster checks run in parallel.
@@ -17,20 +18,18 @@ import { createHost, PRESETS, type Host, type HostOptions } from '../lib/index.t
 import { environment, loopbackIp, median, ms, RawPair, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
 
 /** The issue's targets. */
-const TARGETS = { one_p50_ms: 250, twenty_all_ms: 2000 }
+export const TARGETS = { one_p50_ms: 250, twenty_all_ms: 2000 }
 /** How long a group may take to converge before the run counts as broken rather than slow. */
 const CONVERGE_TIMEOUT = 30_000
 
-const { values: args } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '15' },
-    'twenty-runs': { type: 'string', default: '3' },
-    followers: { type: 'string', default: '20' }
-  }
-})
-const ROUNDS = Number(args.rounds)
-const TWENTY_RUNS = Number(args['twenty-runs'])
-const FOLLOWERS = Number(args.followers)
+export interface LinkOptions {
+  /** Cold one-follower links (each next to two raw dials). */
+  rounds: number
+  /** Runs of `followers` followers linking at once. */
+  twentyRuns: number
+  followers: number
+}
+export const LINK_DEFAULTS: LinkOptions = { rounds: 15, twentyRuns: 3, followers: 20 }
 
 const now = (): number => performance.now()
 const dirs = new TempDirs()
@@ -178,7 +177,19 @@ function meshPairs (hosts: Host[]): number {
 
 // ---------------------------------------------------------------- main
 
-async function main (): Promise<void> {
+export type LinkResult = Awaited<ReturnType<typeof measure>>
+
+/** The whole link benchmark with `options`; hosts and temp dirs are gone when it settles. */
+export async function run (options: Partial<LinkOptions> = {}): Promise<LinkResult> {
+  try {
+    return await measure({ ...LINK_DEFAULTS, ...options })
+  } finally {
+    await stopAll([...live])
+    await dirs.cleanup()
+  }
+}
+
+async function measure ({ rounds: ROUNDS, twentyRuns: TWENTY_RUNS, followers: FOLLOWERS }: LinkOptions) {
   const raw = await RawPair.start()
   const rawIdentify = await RawPair.start({ identify: true })
   try {
@@ -240,35 +251,52 @@ async function main (): Promise<void> {
         twenty_visible_everywhere: medVisible <= TARGETS.twenty_all_ms
       }
     }
-    const file = await writeResult('link', result)
-    process.stdout.write(JSON.stringify(result) + '\n')
-    process.stderr.write(table([
-      ['link (ms)', 'p50', 'p90', 'max', 'target'],
-      ['one: completed', oneCompleted.p50, oneCompleted.p90, oneCompleted.max, TARGETS.one_p50_ms],
-      ['one: visible everywhere', oneVisible.p50, oneVisible.p90, oneVisible.max, TARGETS.one_p50_ms],
-      ['baseline: dial+req/res', baseline.p50, baseline.p90, baseline.max, ''],
-      [`${FOLLOWERS} at once: all completed`, medAll, '', Math.max(...runs.map(r => r.all_completed_ms)), TARGETS.twenty_all_ms],
-      [`${FOLLOWERS} at once: visible everywhere`, medVisible, '', Math.max(...runs.map(r => r.visible_everywhere_ms)), TARGETS.twenty_all_ms]
-    ]) + `\none p50 = ${result.ratios.one_completed_p50_over_baseline_p50}× baseline; pass: ${JSON.stringify(result.pass)}\nwritten ${file}\n`)
+    return result
   } finally {
     await raw.stop()
     await rawIdentify.stop()
   }
 }
 
-// Ctrl-C still stops the hosts and removes the temp dirs.
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    void stopAll([...live]).finally(() => dirs.cleanup()).finally(() => process.exit(130))
-  })
+function printTable (result: LinkResult, file: string): void {
+  const { completed: oneCompleted, visibleEverywhere: oneVisible } = result.one
+  const baseline = result.baseline.raw_dial_request
+  const { followers: FOLLOWERS, runs, median_all_completed_ms: medAll, median_visible_everywhere_ms: medVisible } = result.twenty
+  process.stderr.write(table([
+    ['link (ms)', 'p50', 'p90', 'max', 'target'],
+    ['one: completed', oneCompleted.p50, oneCompleted.p90, oneCompleted.max, TARGETS.one_p50_ms],
+    ['one: visible everywhere', oneVisible.p50, oneVisible.p90, oneVisible.max, TARGETS.one_p50_ms],
+    ['baseline: dial+req/res', baseline.p50, baseline.p90, baseline.max, ''],
+    [`${FOLLOWERS} at once: all completed`, medAll, '', Math.max(...runs.map(r => r.all_completed_ms)), TARGETS.twenty_all_ms],
+    [`${FOLLOWERS} at once: visible everywhere`, medVisible, '', Math.max(...runs.map(r => r.visible_everywhere_ms)), TARGETS.twenty_all_ms]
+  ]) + `\none p50 = ${result.ratios.one_completed_p50_over_baseline_p50}× baseline; pass: ${JSON.stringify(result.pass)}\nwritten ${file}\n`)
 }
 
-try {
-  await main()
-} catch (err) {
-  process.stderr.write(`benchmark failed: ${(err as Error)?.stack ?? String(err)}\n`)
-  process.exitCode = 1
-} finally {
+/** Stops the hosts and removes the temp dirs of a run interrupted by Ctrl-C. */
+export async function abort (): Promise<void> {
   await stopAll([...live])
   await dirs.cleanup()
+}
+
+if (import.meta.main) {
+  const { values: args } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: String(LINK_DEFAULTS.rounds) },
+      'twenty-runs': { type: 'string', default: String(LINK_DEFAULTS.twentyRuns) },
+      followers: { type: 'string', default: String(LINK_DEFAULTS.followers) }
+    }
+  })
+  // Ctrl-C still stops the hosts and removes the temp dirs.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => { void abort().finally(() => process.exit(130)) })
+  }
+  try {
+    const result = await run({ rounds: Number(args.rounds), twentyRuns: Number(args['twenty-runs']), followers: Number(args.followers) })
+    const file = await writeResult('link', result)
+    process.stdout.write(JSON.stringify(result) + '\n')
+    printTable(result, file)
+  } catch (err) {
+    process.stderr.write(`benchmark failed: ${(err as Error)?.stack ?? String(err)}\n`)
+    process.exitCode = 1
+  }
 }

@@ -6,8 +6,7 @@ import { HostStatus } from '../lib/gossip/gossip.ts'
 const silent = { debug () {}, info () {}, warn () {}, error () {}, trace () {}, child () { return silent } } as any
 
 /** A status service on a manual clock whose pubsub records what it publishes. */
-function service (members: () => number, connected = true): { svc: StatusService, clock: ManualClock, published: number[], deliver: (from: string, seq: bigint) => void } {
-  const clock = new ManualClock(1_000_000)
+function service (members: () => number, connected = true, clock: any = new ManualClock(1_000_000)): { svc: StatusService, clock: any, published: number[], deliver: (from: string, seq: bigint) => void } {
   const published: number[] = []
   const listeners: Array<(e: any) => void> = []
   const pubsub: any = {
@@ -84,6 +83,41 @@ describe('status heartbeat and health (manual clock)', function () {
     expect(svc.health('peer')).to.equal('Healthy')
     await clock.advance(200)
     expect(svc.health('peer')).to.equal('Unreachable')
+    svc.stop()
+  })
+
+  it('a stall of this host\'s own event loop is not counted as the others\' silence', async () => {
+    // A clock whose timers fire only when the test says: a stall is time passing with none fired.
+    let t = 1_000_000
+    let timers: Array<{ at: number, fn: () => void }> = []
+    const clock = {
+      now: () => t,
+      setTimeout: (fn: () => void, ms: number) => { const h = { at: t + ms, fn }; timers.push(h); return { id: h } },
+      clearTimeout: (h: { id: unknown }) => { timers = timers.filter(x => x !== h.id) }
+    }
+    const runDue = async (): Promise<void> => {
+      const due = timers.filter(x => x.at <= t)
+      timers = timers.filter(x => x.at > t)
+      for (const x of due) x.fn()
+      await new Promise(resolve => setImmediate(resolve)) // the check runs after pending I/O
+    }
+    const tick = async (ms: number): Promise<void> => { for (let i = 0; i < ms; i += 50) { t += 50; await runDue() } }
+
+    const { svc, deliver } = service(() => 4, true, clock)
+    svc.start()
+    deliver('peer', 1n)
+    const seen: string[] = []
+    svc.on('health', (_id, h) => { seen.push(h) })
+    // Stalled for 5 s: nothing ran, so nothing could be heard; the late checker forgives it.
+    t += 5_000
+    await runDue()
+    expect(svc.stalls).to.equal(1)
+    expect(svc.health('peer')).to.equal('Healthy')
+    expect(seen).to.not.include('Unreachable')
+    // The same 5 s with the loop running and the peer silent: Unreachable.
+    await tick(5_000)
+    expect(svc.health('peer')).to.equal('Unreachable')
+    expect(seen).to.include('Unreachable')
     svc.stop()
   })
 })

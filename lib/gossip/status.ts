@@ -72,6 +72,10 @@ export class StatusService extends EventEmitter<{ health: [string, Health], stat
   private checker?: ClockTimer
   private publishQueued = false
   private running = false
+  /** When the health checker last ran (see scheduleCheck). */
+  private lastCheck = 0
+  /** Times this host's own event loop was found stalled, for metrics. */
+  stalls = 0
   /** Messages received and rejected, for metrics. */
   readonly counters = { published: 0, received: 0, rejected: 0 }
 
@@ -184,13 +188,32 @@ export class StatusService extends EventEmitter<{ health: [string, Health], stat
     }, delay)
   }
 
-  /** Health changes by silence have no event of their own: look a few times per heartbeat. */
+  /**
+   * Health changes by silence have no event of their own: look a few times per heartbeat.
+   *
+   * A host whose own event loop stalled (CPU starved, a long GC pause) heard nothing meanwhile,
+   * through no fault of the others: when this timer fires later than it should by more than half
+   * of `disconnectGrace`, the stall is not counted as their silence. And the look itself waits for
+   * the I/O that piled up meanwhile (timers run before I/O in a loop turn), so heartbeats already
+   * received are read first.
+   */
   private scheduleCheck (): void {
+    const period = Math.max(50, Math.floor(this.opts.disconnectGrace / 4))
+    this.lastCheck = this.ctx.clock.now()
     this.checker = this.ctx.clock.setTimeout(() => {
       if (!this.running) return
-      for (const id of this.table.keys()) this.check(id)
+      const now = this.ctx.clock.now()
+      const late = now - this.lastCheck - period
+      if (late > this.opts.disconnectGrace / 2) {
+        this.stalls++
+        for (const entry of this.table.values()) entry.heardAt = Math.min(now, entry.heardAt + late)
+      }
+      setImmediate(() => {
+        if (!this.running) return
+        for (const id of this.table.keys()) this.check(id)
+      })
       this.scheduleCheck()
-    }, Math.max(50, Math.floor(this.opts.disconnectGrace / 4)))
+    }, period)
   }
 
   private readonly validate = (_from: unknown, msg: Message): TopicValidatorResult => {
