@@ -88,6 +88,20 @@ describe('group election: quorum and timers', () => {
     expect(campaign(b, MIN + 2000).term).to.equal(2)
   })
 
+  it('a stall of the follower\'s own loop moves its timer on by the stall, at most one timeout from now', () => {
+    const b = core(B)
+    expect(b.nextDeadline()).to.equal(MIN)
+    b.stalled(2500, MIN + 2500) // found out 2.5 s late: the silence was its own
+    expect(b.nextDeadline()).to.equal(MIN + 2500)
+    expect(b.tick(MIN + 2499)).to.deep.equal([])
+    b.stalled(60_000, MIN + 3000) // a huge stall: one timeout from now, not a minute
+    expect(b.nextDeadline()).to.equal(MIN + 3000 + MIN)
+    expect(campaign(b, 2 * MIN + 3000).term).to.equal(2)
+    // A candidate's or leader's timer is not moved.
+    b.stalled(10_000, 2 * MIN + 3100)
+    expect(b.nextDeadline()).to.equal(2 * MIN + 3000 + MIN)
+  })
+
   it('draws each timeout uniformly in [min, max] with the injected random()', () => {
     const draws = [0, 0.999999, 0.5]
     const b = core(B, view(), undefined, 0, { random: () => draws.shift()! })

@@ -169,7 +169,18 @@ export class ElectionService {
     if (this.timer != null) this.ctx.clock.clearTimeout(this.timer)
     const at = this.core?.nextDeadline()
     if (at == null || !this.running) return
-    this.timer = this.ctx.clock.setTimeout(() => { void this.call(now => this.core?.tick(now) ?? []) }, Math.max(0, at - this.ctx.clock.now()))
+    const due = Math.max(at, this.ctx.clock.now())
+    this.timer = this.ctx.clock.setTimeout(() => {
+      // Late by more than half the shortest timeout: this host's loop stalled, and the silence
+      // was its own (see ElectionCore.stalled). Either way, heartbeats that arrived meanwhile are
+      // read first (timers run before I/O in a loop turn): the tick waits for the next turn.
+      const late = this.ctx.clock.now() - due
+      if (late > this.timeouts.electionTimeoutMin / 2) {
+        void this.call(now => { this.core?.stalled(late, now); return [] })
+        return
+      }
+      setImmediate(() => { void this.call(now => this.core?.tick(now) ?? []) })
+    }, due - this.ctx.clock.now())
   }
 
   // ------------------------------------------------------------ wire

@@ -285,6 +285,16 @@ export class ElectionCore {
     return this.campaign(now, undefined)
   }
 
+  /**
+   * This host could not run for `ms` (its own event loop stalled: CPU starved, a long GC pause).
+   * It heard nothing meanwhile through no fault of the leader, so a follower's election timer
+   * moves on by as much (at most one full timeout from now).
+   */
+  stalled (ms: number, now: number): void {
+    if (this._role !== 'follower' || ms <= 0) return
+    this.deadline = Math.max(this.deadline, Math.min(now + this.timeout(), this.deadline + ms))
+  }
+
   /** When {@link tick} next has something to do; undefined while it never will (leader, cluster). */
   nextDeadline (): number | undefined {
     if (!this.canCampaign()) return undefined
