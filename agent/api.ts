@@ -5,20 +5,44 @@
  * Every route is a thin call into the library: no protocol logic here.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { Server } from 'node:http'
-import { basename, isAbsolute, resolve } from 'node:path'
+import { createWriteStream } from 'node:fs'
+import { chmod, mkdir, mkdtemp, readdir, rm, statfs } from 'node:fs/promises'
+import type { IncomingMessage, Server } from 'node:http'
+import { basename, isAbsolute, join, resolve } from 'node:path'
+import { Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { EventEmitter } from 'node:events'
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory, type FastifyBaseLogger } from 'fastify'
 import { EdgelinkError, ERROR_TABLE, isEdgelinkError, VERSION, type Host, type HostRow } from '../lib/index.ts'
 import type { GroupSettings } from '../lib/index.ts'
 import { CONTENT_KINDS, type ContentKind } from '../lib/index.ts'
+import { authorize } from '../lib/group/state.ts'
 import { contentRow } from './content.ts'
-import { agentEvents, serveEvents } from './events.ts'
+import { agentEvents, serveEvents, type AgentEvents } from './events.ts'
 import { isPublicRoute, uiRoutes } from './ui.ts'
 
 /** Request bodies are a token or a cluster plan (a few KiB at most); anything near this is not ours. */
 export const BODY_LIMIT = 64 * 1024
 /** Settings may carry CA certificates and SSH keys: PEM bundles of some KiB each. */
 export const SETTINGS_BODY_LIMIT = 1024 * 1024
+
+/**
+ * `POST /v1/edgelink/content/upload` streams its body to a file and never holds it in memory, so
+ * its bound is the largest content worth sending through a browser, not what fits in RAM.
+ */
+export const UPLOAD_LIMIT = 64 * 1024 ** 3
+/** An upload that sends nothing for this long is given up (and its file deleted). */
+export const UPLOAD_IDLE_TIMEOUT = 120_000
+/**
+ * After a refusal the rest of an upload is read and thrown away, so the client reads the answer
+ * instead of a reset connection; past this many bytes the connection is closed instead.
+ */
+export const UPLOAD_DRAIN_LIMIT = 64 * 1024 * 1024
+/**
+ * Where uploads are received, under the data dir (0700). Each upload deletes its own file; what an
+ * agent killed mid-upload leaves is deleted by the first upload of its next run.
+ */
+export const UPLOADS_DIR = 'uploads'
 
 /** Codes the agent adds to the library's table, for failures that happen before the library is called. */
 export const AGENT_ERRORS = {
@@ -94,6 +118,10 @@ export function buildApi (host: Host, options: ApiOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
     ...(server != null ? { serverFactory: ((handler) => { server.on('request', handler); return server }) satisfies FastifyServerFactory<Server> } : {})
   })
+  // Node gives a whole request 300 s by default (requestTimeout), which a multi-gigabyte upload
+  // outlasts. Servers fastify creates get 0; a server handed in gets the same here. Headers must
+  // still arrive within headersTimeout, and a stalled upload ends after UPLOAD_IDLE_TIMEOUT.
+  if (server != null) server.requestTimeout = 0
   const secretDigest = createHash('sha256').update(options.secret).digest()
   const events = agentEvents()
   /** A failed link answers with the LinkStatus too, so a Local UI client sees the Failed state. */
@@ -213,6 +241,9 @@ export function buildApi (host: Host, options: ApiOptions): FastifyInstance {
     return info
   })
 
+  // The Local UI's upload: the file itself as the body, from the browser's machine.
+  void app.register(uploadRoute(host, events))
+
   app.post<{ Params: { id: string }, Body: { dest: string, overwrite?: boolean } }>('/v1/edgelink/content/:id/export', { schema: { params: CONTENT_PARAMS, body: EXPORT_BODY } }, async (req, reply) => {
     const dest = absolutePath(req.body.dest, 'dest')
     const { id } = host.contentInfo(req.params.id)
@@ -227,6 +258,174 @@ export function buildApi (host: Host, options: ApiOptions): FastifyInstance {
   })
 
   return app
+}
+
+interface UploadQuery { name: string, kind?: ContentKind }
+
+/**
+ * `POST /v1/edgelink/content/upload?name=N&kind=K`, body `application/octet-stream`: the file
+ * itself. The body streams to `<data-dir>/uploads/<unique dir>/<name>` (directories 0700, file
+ * 0600 while it is written), the library imports that file as `POST /content` imports a path,
+ * and the directory is deleted whatever happens. The route lives in its own plugin scope: only
+ * it accepts octet-stream bodies, and they reach it as the raw stream, unread.
+ */
+function uploadRoute (host: Host, events: EventEmitter<AgentEvents>) {
+  let sweep: Promise<void> | undefined
+  const uploadsDir = (): string => join(host.options.dataDir, UPLOADS_DIR)
+  /**
+   * What an agent killed mid-upload left behind goes at the first upload of the next run: the
+   * host is started by then, so its store holds the data dir's lock and no other agent uses it.
+   */
+  const swept = async (): Promise<string> => {
+    const dir = uploadsDir()
+    sweep ??= (async () => {
+      await mkdir(dir, { recursive: true, mode: 0o700 })
+      await chmod(dir, 0o700)
+      await Promise.all((await readdir(dir)).map(async e => { await rm(join(dir, e), { recursive: true, force: true }) }))
+    })()
+    try {
+      await sweep
+    } catch (err) {
+      sweep = undefined
+      throw err
+    }
+    return dir
+  }
+
+  return async (scope: FastifyInstance): Promise<void> => {
+    // Hand the body through untouched: the route reads it as a stream, and only once it has
+    // decided to accept it.
+    scope.addContentTypeParser('application/octet-stream', { bodyLimit: UPLOAD_LIMIT }, (_req, payload, done) => { done(null, payload) })
+
+    scope.post<{ Querystring: UploadQuery }>('/v1/edgelink/content/upload', {
+      schema: { querystring: UPLOAD_QUERY },
+      bodyLimit: UPLOAD_LIMIT,
+      // Before any body parser runs: a JSON body here would be parsed (or refused) as JSON.
+      onRequest: async (req) => {
+        const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
+        if (type !== 'application/octet-stream') {
+          throw new ApiError('UNSUPPORTED_MEDIA_TYPE', 'send the file itself as the body, with content-type: application/octet-stream')
+        }
+      },
+      // A refused upload's unread rest is thrown away so the client can read the answer; a big
+      // rest is not worth reading: the connection is closed after UPLOAD_DRAIN_LIMIT bytes.
+      onResponse: async (req) => { drainAtMost(req.raw, UPLOAD_DRAIN_LIMIT) }
+    }, async (req, reply) => {
+      const { name } = req.query
+      const kind = req.query.kind
+      if (kind === 'oci-layout') {
+        throw new ApiError('INVALID_ARGUMENT', 'an OCI image layout is a directory and cannot be uploaded as one file: put it on the host and add it by path (POST /v1/edgelink/content with {"path": …}, or edgelink content add)')
+      }
+      if (!host.started) throw new EdgelinkError('NOT_STARTED')
+      // The library's own authority check, now, before a byte is read: a follower's upload is
+      // refused at once, not after gigabytes. addContent checks again once the file is here.
+      const roster = host.rosterData()
+      const refusal = roster == null
+        ? new EdgelinkError('NOT_LINKED', 'this host is in no group: generate a token or link first')
+        : authorize(host.id, roster.term, roster, host.cluster())
+      if (refusal != null) throw refusal
+      const declared = contentLength(req.headers['content-length'])
+      if (declared != null && declared > UPLOAD_LIMIT) throw new ApiError('PAYLOAD_TOO_LARGE', `the upload is ${declared} bytes; uploads may be at most ${UPLOAD_LIMIT} bytes (64 GiB)`)
+      const body = req.body as IncomingMessage | undefined
+      if (body == null || typeof body.on !== 'function') throw new ApiError('INVALID_ARGUMENT', 'the request has no body: send the file as the body')
+
+      const root = await swept()
+      if (declared != null) {
+        const fs = await statfs(root)
+        const free = fs.bavail * fs.bsize
+        if (declared > free) throw new EdgelinkError('DISK_FULL', `the upload is ${declared} bytes and the disk holding the data dir has ${free} bytes free; free some space or remove content`)
+      }
+      const dir = await mkdtemp(join(root, 'u-'))
+      const file = join(dir, fileNameFor(name))
+      const key = `upload:${name}`
+      const signal = untilGone(reply)
+      try {
+        // Received bytes, as `content:import` progress under a key of its own (the import that
+        // follows reports under the same key).
+        let received = 0
+        let shown = 0
+        const total = declared ?? 0
+        const progress = (): void => { shown = received; events.emit('content:import', { path: key, name, bytes: received, totalBytes: total }) }
+        progress()
+        let idle: NodeJS.Timeout | undefined
+        const meter = new Transform({
+          transform (chunk: Buffer, _enc, cb) {
+            received += chunk.length
+            if (received > UPLOAD_LIMIT) { cb(new ApiError('PAYLOAD_TOO_LARGE', `uploads may be at most ${UPLOAD_LIMIT} bytes (64 GiB)`)); return }
+            if (received - shown >= 1024 * 1024) progress()
+            idle?.refresh()
+            cb(null, chunk)
+          }
+        })
+        idle = setTimeout(() => { meter.destroy(new EdgelinkError('TIMEOUT', `the upload sent nothing for ${UPLOAD_IDLE_TIMEOUT / 1000} s`)) }, UPLOAD_IDLE_TIMEOUT)
+        // The request is iterated, not piped: a failed write (a full disk) must leave it open so
+        // the answer can still go out; a client that goes away fails the iteration.
+        const source = body.iterator({ destroyOnReturn: false })
+        try {
+          await pipeline(source, meter, createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal })
+        } catch (err) {
+          throw uploadError(err, signal)
+        } finally {
+          clearTimeout(idle)
+        }
+        if (!body.complete) throw new EdgelinkError('ABORTED', 'the client went away')
+        progress()
+        // The manifest keeps the file's mode, which every host's export applies: an uploaded file
+        // is an ordinary 0644 one (the 0700 directory around it still keeps it private).
+        await chmod(file, 0o644)
+        const info = await host.addContent(file, {
+          name,
+          ...(kind != null ? { kind } : {}),
+          signal,
+          onProgress: (p) => { events.emit('content:import', { path: key, name, bytes: p.bytes, totalBytes: p.totalBytes }) }
+        })
+        void reply.code(201)
+        return info
+      } finally {
+        await rm(dir, { recursive: true, force: true })
+      }
+    })
+  }
+}
+
+/** The Content-Length header as a number, or undefined when absent (chunked). */
+function contentLength (h: string | undefined): number | undefined {
+  if (h == null) return undefined
+  const n = Number(h)
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined
+}
+
+/** The reason an upload's body could not be stored, as an error the client understands. */
+function uploadError (err: unknown, signal: AbortSignal): unknown {
+  if (err instanceof ApiError || isEdgelinkError(err)) return err
+  if (signal.aborted) return signal.reason
+  const code = (err as NodeJS.ErrnoException)?.code
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new EdgelinkError('DISK_FULL', 'the disk holding the data dir filled up while receiving the upload; free some space or remove content', { cause: err })
+  if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ABORT_ERR') return new EdgelinkError('ABORTED', 'the client went away', { cause: err })
+  return new EdgelinkError('STORE_ERROR', `could not store the upload: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+}
+
+/**
+ * The name of the received file, which the manifest keeps as the file's path (what `content
+ * export` writes into a directory): the upload's name, made a safe single path component.
+ */
+function fileNameFor (name: string): string {
+  let s = name.replace(/[\/\x00-\x1f\x7f]/g, '_').trim()
+  if (s === '' || s === '.' || s === '..') s = 'upload'
+  // At most 255 bytes on Linux file systems; cut at a character boundary.
+  while (Buffer.byteLength(s) > 255) s = [...s].slice(0, -1).join('')
+  return s
+}
+
+/** Reads and drops what is left of `req`'s body, closing the connection after `limit` bytes. */
+function drainAtMost (req: IncomingMessage, limit: number): void {
+  if (req.complete || req.destroyed) return
+  let dropped = 0
+  req.on('data', (b: Buffer) => {
+    dropped += b.length
+    if (dropped > limit) req.socket?.destroy()
+  })
+  req.resume()
 }
 
 /**
@@ -331,6 +530,17 @@ const ADD_CONTENT_BODY = {
   additionalProperties: false
 }
 
+/** Every kind but `oci-layout` (a directory), which the route refuses in a sentence. */
+const UPLOAD_QUERY = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 256 },
+    kind: { type: 'string', enum: [...CONTENT_KINDS] }
+  },
+  required: ['name'],
+  additionalProperties: false
+}
+
 const EXPORT_BODY = {
   type: 'object',
   properties: { dest: PATH, overwrite: { type: 'boolean' } },
@@ -358,6 +568,10 @@ export interface AgentStatus {
   health: HostRow['health'] | null
   linked: boolean
   tokenGeneration: boolean
+  /** The roster's leader, term and version as this host holds them; null while in no group. */
+  leader: string | null
+  term: number | null
+  rosterVersion: number | null
   addrs: string[]
   version: string
 }
@@ -374,6 +588,9 @@ function status (host: Host): AgentStatus {
     health: self?.health ?? null,
     linked: host.isLinked(),
     tokenGeneration: host.tokenGeneration,
+    leader: host.rosterData()?.leader ?? null,
+    term: host.rosterData()?.term ?? null,
+    rosterVersion: host.rosterData()?.version ?? null,
     addrs: host.started ? host.multiaddrs.map(String) : [],
     version: VERSION
   }

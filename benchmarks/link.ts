@@ -14,7 +14,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
-import { createHost, PRESETS, type Host, type HostOptions } from '../lib/index.ts'
+import { createHost, type Host, type HostOptions } from '../lib/index.ts'
 import { environment, loopbackIp, median, ms, RawPair, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
 
 /** The issue's targets. */
@@ -36,7 +36,7 @@ const dirs = new TempDirs()
 const live = new Set<Host>()
 
 async function host (options: Partial<HostOptions> = {}): Promise<Host> {
-  const h = await createHost({ ...PRESETS.test, listen: [`${loopbackIp()}:0`], dataDir: await dirs.make(), name: `bench-${live.size}`, ...options })
+  const h = await createHost({ listen: [`${loopbackIp()}:0`], dataDir: await dirs.make(), name: `bench-${live.size}`, ...options })
   live.add(h)
   return h
 }
@@ -222,7 +222,7 @@ async function measure ({ rounds: ROUNDS, twentyRuns: TWENTY_RUNS, followers: FO
     const result = {
       benchmark: 'link',
       ...environment(),
-      config: { rounds: ROUNDS, twentyRuns: TWENTY_RUNS, followers: FOLLOWERS, preset: 'test', inProcess: true },
+      config: { rounds: ROUNDS, twentyRuns: TWENTY_RUNS, followers: FOLLOWERS, preset: 'lan (defaults)', inProcess: true },
       one: {
         completed: oneCompleted,
         visibleEverywhere: oneVisible,

@@ -880,6 +880,7 @@ export class Host extends EventEmitter<HostEvents> {
           await this.commitRoster({ ...r, term, leader: this.id, version: r.version + 1, issuedAt: this.options.clock.now(), proof: { votes: votes as Array<Uint8Array<ArrayBuffer>>, clusterDelete: new Uint8Array(0) } })
           this.log.info({ term }, 'this host leads the group now')
         })
+        await this.takeOverDocuments(term)
       },
       steppedDown: (term) => { if (this.generation || this.hasLiveToken()) this.stepDown(term) }
     }, this.options)
@@ -957,6 +958,20 @@ export class Host extends EventEmitter<HostEvents> {
       throwIfAborted(options.signal)
       await new Promise(resolve => setTimeout(resolve, 20))
     }
+  }
+
+  /**
+   * A new leader first pulls the newest documents from the members it reaches (its voters among
+   * them), then re-signs the ones of older terms in its own term.
+   */
+  private async takeOverDocuments (term: number): Promise<void> {
+    const peers = (this.node?.getPeers() ?? []).filter(p => this.isMember(p.toString()))
+    await Promise.allSettled(peers.map(async p => await this.docs!.syncWith(p)))
+    await this.mutex.run(async () => {
+      if (this.roster?.roster.term !== term || this.roster.roster.leader !== this.id) return
+      const n = await this.docs!.reissue(term)
+      this.log.info({ term, documents: n }, 'documents of earlier terms re-signed')
+    })
   }
 
   /** The group's settings (defaults until someone sets them). */
@@ -1054,6 +1069,7 @@ export class Host extends EventEmitter<HostEvents> {
         await this.commitRoster({ ...r, term: r.term + 1, version: r.version + 1, leader: this.id, issuedAt: this.options.clock.now(), proof: { votes: [], clusterDelete: rec.signed as Uint8Array<ArrayBuffer> } })
       }
     })
+    if (this.roster!.roster.term > (this.docs!.get('cluster', 'cluster')?.term ?? 0)) await this.takeOverDocuments(this.roster!.roster.term)
   }
 
   /** Why a host cannot be put into a cluster now, or undefined when it can. */

@@ -112,9 +112,10 @@ describe('agent HTTP API (real agent processes)', function () {
 
   it('serves status, hosts and link status in the Local UI shapes; unknown routes are 404', async () => {
     const st = await leader.api('GET', '/v1/edgelink/status')
-    expect(st.body).to.have.keys('id', 'groupId', 'role', 'nodeRole', 'cluster', 'health', 'linked', 'tokenGeneration', 'addrs', 'version')
+    expect(st.body).to.have.keys('id', 'groupId', 'role', 'nodeRole', 'cluster', 'health', 'linked', 'tokenGeneration', 'leader', 'term', 'rosterVersion', 'addrs', 'version')
     expect(st.body).to.include({ nodeRole: 'unknown', cluster: null, health: 'Healthy' })
-    expect(st.body).to.include({ id: leaderId, role: 'leader', linked: true })
+    expect(st.body).to.include({ id: leaderId, role: 'leader', linked: true, leader: leaderId, term: 1 })
+    expect(st.body.rosterVersion).to.be.a('number').and.to.be.greaterThan(0)
     expect(st.body.addrs[0]).to.equal(`/ip4/${leader.ip}/tcp/${leader.port}/p2p/${leaderId}`)
     const hosts = await follower.api('GET', '/v1/edgelink/hosts')
     expect(hosts.body.map((r: any) => r.role)).to.deep.equal(['leader', 'follower'])

@@ -168,8 +168,11 @@ describe('agent CLI and API: settings, cluster and leadership across three agent
     await waitForGroup([h1, h2, h3], all(), ids.h2)
     await waitForRows('every host Ready', row => row.status === 'Ready' && row.nodeRole === 'unknown')
     const after = JSON.parse((await h2.cli('status', '--json')).stdout)
-    expect(after).to.include({ role: 'leader', nodeRole: 'unknown', cluster: null, health: 'Healthy', linked: true })
-    expect(JSON.parse((await h1.cli('status', '--json')).stdout)).to.include({ role: 'follower', cluster: null })
+    expect(after).to.include({ role: 'leader', nodeRole: 'unknown', cluster: null, health: 'Healthy', linked: true, leader: ids.h2 })
+    // The deletion started a new term led by h2; every host reports the same leader, term and roster version.
+    expect(after.term).to.be.greaterThan(st.term)
+    const h1st = JSON.parse((await h1.cli('status', '--json')).stdout)
+    expect(h1st).to.include({ role: 'follower', cluster: null, leader: ids.h2, term: after.term, rosterVersion: after.rosterVersion })
     expect((await h2.cli('status')).stdout).to.match(/^Role: +leader$/m)
     expectRefusal(await h2.cli('cluster', 'delete'), 'NO_CLUSTER')
   })

@@ -110,13 +110,21 @@ export class AgentProc {
     })
   }
 
+  /**
+   * Starts the agent process with `args` (the CLI's arguments); its pid must be the agent's. A
+   * subclass may run it elsewhere, e.g. inside a network namespace (test/testbed/agents.ts).
+   */
+  protected spawnAgent (args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+    return spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  }
+
   /** Spawns the agent and resolves once it has written api.json (the API is up, the host started). */
   async start (): Promise<void> {
-    const child = spawn(process.execPath, [CLI, ...this.args], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = this.spawnAgent(this.args, this.env)
     this.child = child
     this.stderr = ''
-    child.stderr.on('data', (b: Buffer) => { this.stderr += b.toString() })
-    child.stdout.resume()
+    child.stderr?.on('data', (b: Buffer) => { this.stderr += b.toString() })
+    child.stdout?.resume()
     this.exited = new Promise(resolve => { child.on('exit', code => { resolve(code) }) })
     let code: number | null | undefined
     void this.exited.then(c => { code = c })

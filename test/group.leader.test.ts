@@ -67,6 +67,33 @@ describe('leadership: hand-over and elections (real libp2p over loopback)', func
     for (const [term, leaders] of terms) expect(leaders.size, `term ${term}`).to.equal(1)
   })
 
+  it('documents of an earlier term reach hosts that missed them: a newcomer after an election gets the old leader\'s settings', async () => {
+    const [leader, f1, f2] = await bed.group(3)
+    await leader.updateSettings(['ntpServers=old-term.example'])
+    await waitFor(() => [f1, f2].every(h => h.settings().ntpServers.includes('old-term.example')), 5_000, 'settings everywhere')
+    await leader.stop()
+    await waitFor(() => f1.rosterData()!.term > 1 && f1.rosterData()!.leader === f2.rosterData()!.leader, 15_000, 'a new leader')
+    const next = [f1, f2].find(h => h.isLeader())!
+    const newcomer = await bed.host()
+    await newcomer.link((await next.generateLinkToken()).token)
+    await waitFor(() => newcomer.settings().ntpServers.includes('old-term.example'), 10_000, 'the newcomer holds the settings written in term 1')
+  })
+
+  it('after a partition heals, what the cut-off old leader wrote in its old term loses to the new term everywhere', async () => {
+    const hosts = await bed.group(5)
+    const [leader, ...rest] = hosts
+    partition(hosts, [leader, rest[0]])
+    const major = rest.slice(1)
+    await waitFor(() => major.some(h => h.isLeader()), 15_000, 'the majority elects')
+    const next = major.find(h => h.isLeader())!
+    await next.updateSettings(['values.side=majority'])
+    // The old leader, cut off with one follower, still believes it leads term 1 and writes.
+    await leader.updateSettings(['values.side=minority', 'values.extra=1']).catch(() => {})
+    heal(hosts)
+    await waitFor(() => hosts.every(h => h.settings().values.side === 'majority' && h.settings().values.extra == null), 20_000, 'every host holds the majority\'s settings')
+    expect(hosts.filter(h => h.isLeader()).map(h => h.id)).to.deep.equal([next.id])
+  })
+
   it('a minority never elects; after the heal everyone converges on one leader per term', async () => {
     const hosts = await bed.group(3)
     const [leader, f1, f2] = hosts

@@ -187,6 +187,7 @@ function stop () {
   state.timers = []
   state.live?.abort()
   state.live = null
+  uploadXhr?.abort()
   hideToken()
   state.status = null
   state.hosts = []
@@ -509,10 +510,9 @@ function renderLinkButtons () {
   // Content, settings and clusters are the leader's (with a cluster: every control-plane host's).
   const follower = st.role === 'follower'
   const why = follower ? 'Only the leader may do this (with a cluster: a control-plane host)' : ''
-  for (const btn of [$('settings-edit'), $('content-form').querySelector('button[type=submit]')]) {
-    btn.disabled = follower
-    btn.title = why
-  }
+  $('settings-edit').disabled = follower
+  for (const el of [$('settings-edit'), $('content-form').querySelector('button[type=submit]'), $('content-file')]) el.title = why
+  uploadControls()
   for (const btn of $('content').querySelectorAll('td.actions button')) { btn.disabled = follower; btn.title = why }
   if (follower && state.editingSettings) editSettings(false)
 }
@@ -819,25 +819,61 @@ async function removeContent (id) {
   await refresh(true)
 }
 
+/**
+ * The import or upload this page runs, if any: `key` is what its `content:import` events carry
+ * (the path, or `upload:<name>`), `phase` is `path` (the agent reads a path), `sending` (the file
+ * travels from this browser; the request's own progress is shown) or `importing` (the agent has
+ * the file and imports it).
+ */
 let importing = null
+/** The XMLHttpRequest sending a file, while there is one. */
+let uploadXhr = null
+
 function showImport (p) {
-  if (importing == null || p?.path !== importing) return
-  const pct = p.totalBytes > 0 ? Math.floor(p.bytes * 100 / p.totalBytes) : 0
+  if (importing == null || p?.path !== importing.key || importing.phase === 'sending') return
+  if (importing.phase === 'importing' && !importing.started) {
+    // The agent reports receiving and importing under one key: a receipt event may still be on
+    // its way when the import starts. The import's first report is below 100%.
+    if (!(p.bytes < p.totalBytes)) return
+    importing.started = true
+  }
+  const verb = importing.phase === 'importing' ? 'Importing ' : ''
+  showProgress(`${verb}${p.name}`, p.bytes, p.totalBytes)
+}
+
+function showProgress (what, done, total) {
+  const pct = total > 0 ? Math.min(100, Math.floor(done * 100 / total)) : 0
   $('import-progress').hidden = false
   $('import-progress').value = pct
-  say($('import-text'), `${p.name}: ${bytes(p.bytes)} of ${bytes(p.totalBytes)} (${pct}%)`)
+  say($('import-text'), `${what}: ${bytes(done)} of ${bytes(total)} (${pct}%)`)
+}
+
+/** Upload controls are off while one runs, and on followers (see renderHosts). */
+function uploadControls () {
+  const off = importing != null || state.status?.role === 'follower'
+  $('content-form').querySelector('button[type=submit]').disabled = off
+  $('content-file').disabled = off
+}
+
+function endImport () {
+  importing = null
+  uploadXhr = null
+  $('import-progress').hidden = true
+  $('upload-stop').hidden = true
+  clear($('import-text'))
+  uploadControls()
 }
 
 $('content-form').addEventListener('submit', async (ev) => {
   ev.preventDefault()
+  if (importing != null) return
   const path = $('content-path').value.trim()
   const kind = $('content-kind').value
   const name = $('content-name').value.trim()
   clear($('content-error'), $('content-status'))
   if (!path.startsWith('/')) { say($('content-error'), 'Give the absolute path of the file or directory on this host, starting with /.'); $('content-path').focus(); return }
-  const submit = ev.submitter ?? $('content-form').querySelector('button[type=submit]')
-  submit.disabled = true
-  importing = path.replace(/\/+$/, '') || '/'
+  importing = { key: path.replace(/\/+$/, '') || '/', phase: 'path' }
+  uploadControls()
   say($('import-text'), 'Reading…')
   try {
     const info = await api('POST', '/v1/edgelink/content', { path, ...(kind !== '' ? { kind } : {}), ...(name !== '' ? { name } : {}) })
@@ -846,13 +882,78 @@ $('content-form').addEventListener('submit', async (ev) => {
   } catch (err) {
     showError($('content-error'), 'Upload failed.', err)
   } finally {
-    importing = null
-    submit.disabled = false
-    $('import-progress').hidden = true
-    clear($('import-text'))
+    endImport()
   }
   await refresh(true)
 })
+
+// A file from this computer: choosing it sends it, as the raw body of one request.
+$('content-file').addEventListener('change', async () => {
+  const input = $('content-file')
+  const file = input.files?.[0]
+  if (file == null || importing != null) return
+  const kind = $('content-kind').value
+  const name = $('content-name').value.trim() || file.name
+  clear($('content-error'), $('content-status'))
+  const refuse = (text) => { say($('content-error'), text); input.value = ''; $('content-kind').focus() }
+  if (kind === 'oci-layout') { refuse('An OCI image layout is a directory, which a browser cannot send: put it on this host and give its path below.'); return }
+  if (name.length > 256) { refuse('The file name is longer than 256 characters: give a shorter name first.'); return }
+  importing = { key: `upload:${name}`, phase: 'sending', started: false }
+  uploadControls()
+  $('upload-stop').textContent = 'Stop sending'
+  $('upload-stop').hidden = false
+  showProgress(`Sending ${name}`, 0, file.size)
+  try {
+    const info = await sendFile(file, name, kind)
+    note($('content-status'), `${info.manifest?.name ?? name} was uploaded; every linked host is fetching it.`)
+    $('content-form').reset()
+  } catch (err) {
+    if (err?.code === 'STOPPED') note($('content-status'), `The upload of ${name} was stopped; the agent keeps nothing of it.`)
+    else showError($('content-error'), `Upload of ${name} failed.`, err)
+  } finally {
+    input.value = ''
+    endImport()
+  }
+  await refresh(true)
+})
+
+$('upload-stop').addEventListener('click', () => { uploadXhr?.abort() })
+
+/**
+ * POST /v1/edgelink/content/upload with the file as the body. XMLHttpRequest rather than fetch():
+ * only it reports how much of a request body has gone out.
+ */
+function sendFile (file, name, kind) {
+  return new Promise((resolve, reject) => {
+    const q = new URLSearchParams({ name })
+    if (kind !== '') q.set('kind', kind)
+    const xhr = new XMLHttpRequest()
+    uploadXhr = xhr
+    xhr.open('POST', `/v1/edgelink/content/upload?${q}`)
+    xhr.setRequestHeader('authorization', `Bearer ${state.secret}`)
+    xhr.setRequestHeader('content-type', 'application/octet-stream')
+    xhr.upload.addEventListener('progress', (e) => {
+      if (importing?.phase === 'sending') showProgress(`Sending ${name}`, e.loaded, e.lengthComputable ? e.total : file.size)
+    })
+    xhr.upload.addEventListener('load', () => {
+      if (importing == null) return
+      importing.phase = 'importing'
+      $('upload-stop').textContent = 'Stop importing'
+      $('import-progress').removeAttribute('value') // indeterminate until the agent reports
+      say($('import-text'), `${name} arrived; the agent is importing it…`)
+    })
+    xhr.addEventListener('load', () => {
+      let json
+      try { json = xhr.responseText === '' ? undefined : JSON.parse(xhr.responseText) } catch {}
+      if (xhr.status >= 200 && xhr.status < 300) { resolve(json); return }
+      if (xhr.status === 401 && state.running) signOut('The agent did not accept the secret: it changes each time the agent restarts. Sign in again.')
+      reject(new ApiError(xhr.status, json?.code ?? `HTTP_${xhr.status}`, json?.message ?? `the agent answered with HTTP status ${xhr.status}`, json))
+    })
+    xhr.addEventListener('error', () => { reject(new ApiError(0, 'UNREACHABLE', 'the connection to the agent broke off during the upload')) })
+    xhr.addEventListener('abort', () => { reject(new ApiError(0, 'STOPPED', 'the upload was stopped')) })
+    xhr.send(file)
+  })
+}
 
 // ---------------------------------------------------------------------------------------------
 // Settings

@@ -168,6 +168,21 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
   }
 
   /**
+   * Re-signs every document held from an older term as this host in `term` (same body, next
+   * version): what a new leader does so that members that missed a document of an earlier
+   * leader can accept it, and so that what a deposed leader wrote in its old term loses.
+   */
+  async reissue (term: number): Promise<number> {
+    let n = 0
+    for (const rec of [...this.docs.values()]) {
+      if (rec.term >= term) continue
+      await this.write(rec.kind, rec.id, rec.deleted ? {} : rec.body, { term, deleted: rec.deleted })
+      n++
+    }
+    return n
+  }
+
+  /**
    * Decodes and verifies a signed document (total and bounded). `body` may be supplied separately
    * when the document came by reference.
    */
@@ -353,7 +368,7 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
       let theyHaveNewer = false
       for (const d of this.docs.values()) {
         const t = theirs.get(keyOf(d.kind, d.id))
-        if (t == null || BigInt(d.version) > t.version) send.push(SignedDocument.decode(d.signed))
+        if (t == null || BigInt(d.version) !== t.version || Buffer.from(t.bodyHash).toString('hex') !== d.bodyHash) send.push(SignedDocument.decode(d.signed))
       }
       for (const e of req.have) {
         const mine = this.docs.get(e.key)
@@ -389,8 +404,13 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
   }
 }
 
-/** Total order of versions of one document: version, then author id to break a tie between writers. */
+/**
+ * Total order of versions of one document: term first (a document of a newer term supersedes
+ * anything written in an older one, also by a deposed leader that kept writing), then version,
+ * then author id to break a tie between writers.
+ */
 function newer (a: DocRecord, b: DocRecord): boolean {
+  if (a.term !== b.term) return a.term > b.term
   if (a.version !== b.version) return a.version > b.version
   return a.bodyHash !== b.bodyHash && a.author > b.author
 }

@@ -104,6 +104,8 @@ export interface NetnsHost {
   exec (cmd: string[], opts?: ExecOptions): Promise<ExecResult>
   /** Starts `cmd` inside the namespace (via `ip netns exec`, which execs it: the pid is the command's). */
   spawn (cmd: string[], opts?: SpawnOptions): ChildProcess
+  /** The kernel's byte counters of the host's interface (everything on its cable, both ways, since it was made). */
+  linkStats (): Promise<{ rxBytes: number, txBytes: number }>
 }
 
 export interface Testbed {
@@ -454,7 +456,12 @@ class NetnsTestbed implements Testbed {
       child.on('close', (code, signal) => { clearTimeout(timer); resolve({ stdout, stderr, code, signal }) })
       if (opts.input != null) child.stdin?.end(opts.input)
     })
-    return { index, name, ip: addr, ifname, exec, spawn: spawnIn }
+    const linkStats = async (): Promise<{ rxBytes: number, txBytes: number }> => {
+      this.check()
+      const [link] = JSON.parse(await ip('-n', name, '-j', '-s', 'link', 'show', 'dev', ifname))
+      return { rxBytes: Number(link.stats64.rx.bytes), txBytes: Number(link.stats64.tx.bytes) }
+    }
+    return { index, name, ip: addr, ifname, exec, spawn: spawnIn, linkStats }
   }
 
   private check (i?: number): void {
