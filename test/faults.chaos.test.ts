@@ -8,8 +8,7 @@
  * the same schedule (the outcome also depends on timing), EDGELINK_CHAOS_MS sets the duration.
  */
 import { expect } from 'chai'
-import { requireNetns } from './testbed/netns.ts'
-import { describeViews, FaultBed, leaderClaims, rng, sleep, splitTerms, viewOf, waitConverged, type NsAgent } from './testbed/agents.ts'
+import { describeViews, faultBedHooks, leaderClaims, rng, sleep, splitTerms, viewOf, waitConverged, type NsAgent } from './testbed/agents.ts'
 
 const HOSTS = 8
 /** At most this many hosts dead or cut at once, so that a majority (5 of 8) can stay together. */
@@ -17,15 +16,7 @@ const MAX_FAULTY = 3
 
 describe('faults: chaos', function () {
   this.timeout(240_000)
-  let fb: FaultBed | undefined
-
-  before(async function () { await requireNetns(this) })
-  afterEach(async function () {
-    this.timeout(40_000)
-    if (this.currentTest?.state === 'failed' && fb != null) console.log(fb.logTail(15))
-    await fb?.teardown()
-    fb = undefined
-  })
+  const beds = faultBedHooks({ logLines: 15, teardownMs: 40_000 })
 
   it(`${HOSTS} hosts under random kills, restarts, cuts and heals, with settings changes, converge once it stops`, async () => {
     const seed = Number(process.env.EDGELINK_CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31))
@@ -34,7 +25,7 @@ describe('faults: chaos', function () {
     const rand = rng(seed)
     const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]
 
-    fb = await FaultBed.create({ hosts: HOSTS })
+    const fb = await beds.create({ hosts: HOSTS })
     await fb.startAll()
     await fb.formGroup(0, undefined, 60_000)
     const a = fb.agents

@@ -11,8 +11,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
-import { requireNetns } from './testbed/netns.ts'
-import { FaultBed, poll } from './testbed/agents.ts'
+import { faultBedHooks, poll } from './testbed/agents.ts'
 
 const MiB = 1024 * 1024
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
@@ -31,21 +30,13 @@ async function chunkFiles (dataDir: string): Promise<Map<string, number>> {
 
 describe('faults: a host killed during content sync', function () {
   this.timeout(120_000)
-  let fb: FaultBed | undefined
-
-  before(async function () { await requireNetns(this) })
-  afterEach(async function () {
-    this.timeout(30_000)
-    if (this.currentTest?.state === 'failed' && fb != null) console.log(fb.logTail())
-    await fb?.teardown()
-    fb = undefined
-  })
+  const beds = faultBedHooks()
 
   it('resumes after a restart, fetches no verified chunk again, and every host ends byte-identical', async () => {
     const SIZE = 40 * MiB
     const CHUNKS = SIZE / MiB // the default chunk size
     // 40 Mbit/s cables: one host's download takes 8 s or more, a wide window for the kill.
-    fb = await FaultBed.create({ hosts: 3, rateMbit: 40 })
+    const fb = await beds.create({ hosts: 3, rateMbit: 40 })
     await fb.startAll()
     await fb.formGroup(0)
     const [leader, other, victim] = fb.agents

@@ -10,8 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { expectRefusal } from './agent.procs.ts'
-import { requireNetns } from './testbed/netns.ts'
-import { describeViews, FaultBed, leaderClaims, poll, sleep, splitTerms, viewOf, waitConverged, type NsAgent, type View } from './testbed/agents.ts'
+import { describeViews, faultBedHooks, leaderClaims, poll, sleep, splitTerms, viewOf, waitConverged, type NsAgent, type View } from './testbed/agents.ts'
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
@@ -29,19 +28,11 @@ const termsOf = (agents: NsAgent[]): string => JSON.stringify([...leaderClaims(a
 
 describe('faults: the leader killed', function () {
   this.timeout(120_000)
-  let fb: FaultBed | undefined
-
-  before(async function () { await requireNetns(this) })
-  afterEach(async function () {
-    this.timeout(30_000)
-    if (this.currentTest?.state === 'failed' && fb != null) console.log(fb.logTail())
-    await fb?.teardown()
-    fb = undefined
-  })
+  const beds = faultBedHooks()
 
   it('the survivors elect a new leader; a token of the dead leader links no one, while it is dead nor once it is back deposed', async () => {
     // Four members and a fifth host that is in no group.
-    fb = await FaultBed.create({ hosts: 5 })
+    const fb = await beds.create({ hosts: 5 })
     await fb.startAll()
     await fb.formGroup(0, [0, 1, 2, 3])
     const a = fb.agents
@@ -80,7 +71,7 @@ describe('faults: the leader killed', function () {
   })
 
   it('two of five elect no one; three of five do', async () => {
-    fb = await FaultBed.create({ hosts: 5 })
+    const fb = await beds.create({ hosts: 5 })
     await fb.startAll()
     await fb.formGroup(0)
     const a = fb.agents
@@ -110,7 +101,7 @@ describe('faults: the leader killed', function () {
 
   it('what the dead leader wrote reaches a host that was down meanwhile and one that links afterwards', async () => {
     // Five members, h4 down while h0 writes; h5 links only after h0 is gone.
-    fb = await FaultBed.create({ hosts: 6 })
+    const fb = await beds.create({ hosts: 6 })
     await fb.startAll()
     await fb.formGroup(0, [0, 1, 2, 3, 4])
     const a = fb.agents

@@ -8,25 +8,16 @@ import { createHash, randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
-import { requireNetns } from './testbed/netns.ts'
-import { describeViews, FaultBed, leaderClaims, poll, Recorder, splitTerms, viewOf, waitConverged, type View } from './testbed/agents.ts'
+import { describeViews, faultBedHooks, leaderClaims, poll, Recorder, splitTerms, viewOf, waitConverged, type View } from './testbed/agents.ts'
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 describe('faults: network', function () {
   this.timeout(150_000)
-  let fb: FaultBed | undefined
-
-  before(async function () { await requireNetns(this) })
-  afterEach(async function () {
-    this.timeout(30_000)
-    if (this.currentTest?.state === 'failed' && fb != null) console.log(fb.logTail())
-    await fb?.teardown()
-    fb = undefined
-  })
+  const beds = faultBedHooks()
 
   it('a cut link: the host goes Unreachable, comes back Healthy and receives every change made meanwhile', async () => {
-    fb = await FaultBed.create({ hosts: 4 })
+    const fb = await beds.create({ hosts: 4 })
     await fb.startAll()
     await fb.formGroup(0)
     const [leader] = fb.agents
@@ -37,13 +28,13 @@ describe('faults: network', function () {
     await fb.bed.cut(3)
     let seen: View[] = []
     await poll(async () => {
-      seen = await Promise.all(fb!.agents.slice(0, 3).map(async a => await viewOf(a, false)))
+      seen = await Promise.all(fb.agents.slice(0, 3).map(async a => await viewOf(a, false)))
       return seen.every(v => v.health[cutId] === 'Unreachable' && Object.entries(v.health).every(([id, h]) => id === cutId || h === 'Healthy'))
     }, 15_000, 'the cut host Unreachable on every other host, the rest Healthy', () => describeViews(seen))
     // On its side of the cable, everyone else is gone.
     const lonely = await viewOf(fb.agents[3], false)
     await poll(async () => {
-      const v = await viewOf(fb!.agents[3], false)
+      const v = await viewOf(fb.agents[3], false)
       return Object.entries(v.health).every(([id, h]) => id === cutId ? h === 'Healthy' : h === 'Unreachable')
     }, 15_000, 'the others Unreachable on the cut host', () => describeViews([lonely]))
 
@@ -64,7 +55,7 @@ describe('faults: network', function () {
     await fb.bed.heal(3)
     await waitConverged(fb.agents, { members: fb.ids, leader: fb.ids[0], settings: { values, noProxy: ['.internal', '10.0.0.0/8'] } }, 30_000)
     const got = await poll(async () => {
-      const c = await fb!.agents[3].call('GET', `/v1/edgelink/content/${contentId}`).catch(() => undefined)
+      const c = await fb.agents[3].call('GET', `/v1/edgelink/content/${contentId}`).catch(() => undefined)
       return c?.complete === true ? c : undefined
     }, 30_000, 'the content added during the cut, complete on the healed host')
     expect(got.haveBytes).to.equal(data.length)
@@ -78,7 +69,7 @@ describe('faults: network', function () {
   })
 
   it('a partition: only the majority elects, never two leaders in one term, and all converge after the heal', async () => {
-    fb = await FaultBed.create({ hosts: 5 })
+    const fb = await beds.create({ hosts: 5 })
     await fb.startAll()
     await fb.formGroup(0)
     const ids = fb.ids
@@ -133,7 +124,7 @@ describe('faults: network', function () {
   })
 
   it('a partition: what the cut-off old leader still wrote is dropped after the heal, everywhere', async () => {
-    fb = await FaultBed.create({ hosts: 3 })
+    const fb = await beds.create({ hosts: 3 })
     await fb.startAll()
     await fb.formGroup(0)
     const ids = fb.ids
@@ -143,7 +134,7 @@ describe('faults: network', function () {
     // The leader alone on one side: it still believes it leads and accepts a write.
     await fb.bed.partition([0], [1, 2])
     const newLeader = await poll(async () => {
-      const vs = await Promise.all(fb!.agents.slice(1).map(async a => await viewOf(a, false)))
+      const vs = await Promise.all(fb.agents.slice(1).map(async a => await viewOf(a, false)))
       const l = vs[0].leaders
       return l.length === 1 && l[0] !== ids[0] && vs.every(v => v.leaders[0] === l[0] && v.leaders.length === 1) ? l[0] : undefined
     }, 30_000, 'the majority side to elect one leader')

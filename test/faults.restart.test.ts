@@ -8,26 +8,17 @@ import { createHash, randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
-import { requireNetns } from './testbed/netns.ts'
-import { FaultBed, poll, viewOf, describeViews, waitConverged, type View } from './testbed/agents.ts'
+import { faultBedHooks, poll, viewOf, describeViews, waitConverged, type View } from './testbed/agents.ts'
 
 const MiB = 1024 * 1024
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 describe('faults: a follower killed with SIGKILL and restarted', function () {
   this.timeout(120_000)
-  let fb: FaultBed | undefined
-
-  before(async function () { await requireNetns(this) })
-  afterEach(async function () {
-    this.timeout(30_000)
-    if (this.currentTest?.state === 'failed' && fb != null) console.log(fb.logTail())
-    await fb?.teardown()
-    fb = undefined
-  })
+  const beds = faultBedHooks()
 
   it('comes back with its roster, settings and content from disk, rejoins and gets what changed meanwhile', async () => {
-    fb = await FaultBed.create({ hosts: 3 })
+    const fb = await beds.create({ hosts: 3 })
     await fb.startAll()
     await fb.formGroup(0)
     const [leader, , victim] = fb.agents
@@ -40,7 +31,7 @@ describe('faults: a follower killed with SIGKILL and restarted', function () {
     const added = await leader.call('POST', '/v1/edgelink/content', { path: file, kind: 'file' })
     const contentId: string = added.id
     await poll(async () => {
-      const rows = await Promise.all(fb!.agents.map(async a => await a.call('GET', '/v1/edgelink/content')))
+      const rows = await Promise.all(fb.agents.map(async a => await a.call('GET', '/v1/edgelink/content')))
       return rows.every(r => r.length === 1 && r[0].complete === true)
     }, 30_000, 'the content complete on every host')
     const before = await waitConverged(fb.agents, { members: fb.ids, leader: fb.ids[0], settings: { values: { round: '1' } } }, 20_000)
@@ -49,7 +40,7 @@ describe('faults: a follower killed with SIGKILL and restarted', function () {
     // The others notice: the dead host turns Unreachable on both of them.
     let seen: View[] = []
     await poll(async () => {
-      seen = await Promise.all([fb!.agents[0], fb!.agents[1]].map(async a => await viewOf(a, false)))
+      seen = await Promise.all([fb.agents[0], fb.agents[1]].map(async a => await viewOf(a, false)))
       return seen.every(v => v.health[victimId] === 'Unreachable')
     }, 15_000, 'the killed follower Unreachable on the others', () => describeViews(seen))
 

@@ -217,7 +217,8 @@ export class ContentStore {
       if (err?.code === 'ENOENT') throw new EdgelinkError('CHUNK_MISSING', `chunk ${hash} is not in the local store`)
       throw fsError(err, `cannot read chunk ${hash}`)
     }
-    if (options.verify !== false && sha256(bytes) !== hash) {
+    // Checked off the event loop, like writeChunk: a host serving its peers hashes every chunk it sends.
+    if (options.verify !== false && await sha256Async(bytes) !== hash) {
       await this.dropCorrupt(hash)
       throw new EdgelinkError('CHUNK_CORRUPT', `chunk ${hash} on disk does not match its hash; it was removed`)
     }

@@ -19,7 +19,7 @@ import { join } from 'node:path'
 import type { GroupSettings, HostRow } from '../../lib/index.ts'
 import { AgentProc, CLI, cleanEnv, type Run } from '../agent.procs.ts'
 import { tempDir } from '../helpers.ts'
-import { createTestbed, type NetnsHost, type Testbed, type TestbedOptions } from './netns.ts'
+import { createTestbed, requireNetns, type NetnsHost, type Testbed, type TestbedOptions } from './netns.ts'
 
 /** Every agent meshes on this port of its namespace's address. */
 export const MESH_PORT = 7400
@@ -445,3 +445,20 @@ export function rng (seed: number): () => number {
 }
 
 export { sleep }
+
+/**
+ * The hooks every fault suite needs, registered in the calling `describe`: network namespaces
+ * required (loudly), and the bed of the test torn down after it, its agents' last log lines
+ * printed first when the test failed. `create` makes a test's bed.
+ */
+export function faultBedHooks (o: { logLines?: number, teardownMs?: number } = {}): { create: (opts: FaultBedOptions) => Promise<FaultBed> } {
+  let fb: FaultBed | undefined
+  before(async function () { await requireNetns(this) })
+  afterEach(async function () {
+    this.timeout(o.teardownMs ?? 30_000)
+    if (this.currentTest?.state === 'failed' && fb != null) console.log(fb.logTail(o.logLines))
+    await fb?.teardown()
+    fb = undefined
+  })
+  return { create: async (opts) => { fb = await FaultBed.create(opts); return fb } }
+}
