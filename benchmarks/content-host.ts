@@ -25,6 +25,7 @@ import { pipeline } from 'node:stream/promises'
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { createHost, type Host, type HostOptions } from '../lib/index.ts'
+import { serveIpc } from './ipc.ts'
 
 export const now = (): number => performance.timeOrigin + performance.now()
 
@@ -248,18 +249,6 @@ try {
   process.exit(1)
 }
 
-process.on('message', (req: Request) => {
-  if (req?.cmd === 'stop') {
-    send({ id: req.id, ok: true, result: true })
-    void shutdown(0)
-    return
-  }
-  const fn = handlers[req?.cmd]
-  if (fn == null) { send({ id: req?.id, ok: false, error: `unknown command ${String(req?.cmd)}` }); return }
-  fn(req).then(
-    result => { send({ id: req.id, ok: true, result }) },
-    (err: any) => { send({ id: req.id, ok: false, error: String(err?.code ?? '') + ' ' + String(err?.message ?? err) }) }
-  )
-})
+serveIpc(handlers, send, shutdown)
 
 send({ ev: 'ready', pid: process.pid })

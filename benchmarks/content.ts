@@ -33,6 +33,7 @@ import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createTestbed, netnsAvailable, type Testbed } from '../test/testbed/netns.ts'
+import { IpcChild } from './ipc.ts'
 import { environment, loopbackIp, median, sleep, table, TempDirs, writeResult } from './lib.ts'
 
 /** Interval of the per-cable traffic samples in part 2, in ms. */
@@ -98,75 +99,13 @@ const r3 = (x: number): number => Math.round(x * 1000) / 1000
 
 // ---------------------------------------------------------------- children
 
-type Event = Record<string, any> & { ev: string }
-
-class Child {
-  readonly proc: ChildProcess
-  readonly label: string
-  private nextId = 1
-  private readonly pending = new Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>()
-  private readonly listeners: Array<(e: Event) => void> = []
-  private readonly errTail: string[] = []
-  /** When this host reported each content complete (its `content:complete` events). */
+/** A forked content host; also records when it reported each content complete. */
+class Child extends IpcChild {
   private readonly completes = new Map<string, number>()
-  readonly exited: Promise<number | null>
-  id = ''
-  addrs: string[] = []
 
   constructor (proc: ChildProcess, label: string) {
-    this.proc = proc
-    this.label = label
-    procs.add(proc)
-    this.exited = new Promise(resolve => proc.once('exit', code => {
-      procs.delete(proc)
-      for (const p of this.pending.values()) p.reject(new Error(`${label} exited (${String(code)}): ${this.stderr()}`))
-      this.pending.clear()
-      resolve(code)
-    }))
-    proc.stderr?.setEncoding('utf8').on('data', (d: string) => { this.errTail.push(d); if (this.errTail.length > 20) this.errTail.shift() })
-    proc.stdout?.resume()
-    proc.on('message', (m: any) => {
-      if (m?.ev === 'complete') this.completes.set(m.id, m.t)
-      if (m?.ev != null) { for (const l of this.listeners) l(m); return }
-      const p = this.pending.get(m?.id)
-      if (p == null) return
-      this.pending.delete(m.id)
-      if (m.ok === true) p.resolve(m.result)
-      else p.reject(new Error(`${label}: ${String(m.error)}`))
-    })
-  }
-
-  /** Waits for the child's `ready` and reads its id and addresses. */
-  async ready (timeout = 30_000): Promise<this> {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { this.proc.kill('SIGKILL'); reject(new Error(`${this.label} not ready after ${timeout} ms: ${this.stderr()}`)) }, timeout)
-      this.on(e => {
-        if (e.ev === 'ready') { clearTimeout(timer); resolve() }
-        if (e.ev === 'fatal') { clearTimeout(timer); reject(new Error(`${this.label}: ${String(e.error)}`)) }
-      })
-      void this.exited.then(code => { clearTimeout(timer); reject(new Error(`${this.label} exited (${String(code)}) before ready: ${this.stderr()}`)) })
-    })
-    const info = await this.call('info')
-    this.id = info.id
-    this.addrs = info.addrs
-    return this
-  }
-
-  get alive (): boolean { return this.proc.exitCode == null && this.proc.signalCode == null }
-  stderr (): string { return this.errTail.join('').trim().split('\n').slice(-5).join(' | ') }
-  on (fn: (e: Event) => void): void { this.listeners.push(fn) }
-
-  async call (cmd: string, params: Record<string, unknown> = {}, timeout = 30_000): Promise<any> {
-    if (!this.alive) throw new Error(`${this.label} is not running: ${this.stderr()}`)
-    const id = this.nextId++
-    return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { this.pending.delete(id); reject(new Error(`${this.label}: ${cmd} timed out after ${timeout} ms`)) }, timeout)
-      this.pending.set(id, {
-        resolve: (v) => { clearTimeout(timer); resolve(v) },
-        reject: (e) => { clearTimeout(timer); reject(e) }
-      })
-      this.proc.send({ id, cmd, ...params })
-    })
+    super(proc, label, procs)
+    this.on(e => { if (e.ev === 'complete') this.completes.set(e.id, e.t) })
   }
 
   /** The time this host reported content `id` complete (its `content:complete` event). */
@@ -180,14 +119,6 @@ class Child {
       await sleep(5)
     }
   }
-
-  async stop (): Promise<void> {
-    if (!this.alive) return
-    try { this.proc.send({ id: 0, cmd: 'stop' }) } catch {}
-    const killer = setTimeout(() => { this.proc.kill('SIGKILL') }, 5_000)
-    await this.exited
-    clearTimeout(killer)
-  }
 }
 
 function env (host: Record<string, unknown>): NodeJS.ProcessEnv {
@@ -198,7 +129,7 @@ function env (host: Record<string, unknown>): NodeJS.ProcessEnv {
 async function loopbackHost (label: string, ip: string): Promise<Child> {
   const host = { dataDir: await dirs.make(), listen: [`${ip}:0`], name: label }
   const proc = fork(HOST_SCRIPT, [], { execPath: process.execPath, execArgv: EXEC_ARGV, env: env(host), stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
-  return await new Child(proc, label).ready()
+  return await new Child(proc, label).ready(30_000)
 }
 
 /** Links every follower to the leader and waits until all see all Healthy. */

@@ -20,6 +20,7 @@ import { getHeapSpaceStatistics } from 'node:v8'
 import type { GossipSub, Message } from '@libp2p/gossipsub'
 import type { Libp2p } from 'libp2p'
 import type { Host, HostOptions } from '../lib/index.ts'
+import { serveIpc } from './ipc.ts'
 
 /** Epoch ms with sub-ms resolution: Date.now()'s clock, read through the monotonic timer. */
 export const now = (): number => performance.timeOrigin + performance.now()
@@ -196,18 +197,6 @@ try {
   process.exit(1)
 }
 
-process.on('message', (req: Request) => {
-  if (req?.cmd === 'stop') {
-    send({ id: req.id, ok: true, result: true })
-    void shutdown(0)
-    return
-  }
-  const fn = handlers[req?.cmd]
-  if (fn == null) { send({ id: req?.id, ok: false, error: `unknown command ${String(req?.cmd)}` }); return }
-  fn(req).then(
-    result => { send({ id: req.id, ok: true, result }) },
-    (err: any) => { send({ id: req.id, ok: false, error: String(err?.code ?? '') + ' ' + String(err?.message ?? err) }) }
-  )
-})
+serveIpc(handlers, send, shutdown)
 
 send({ ev: 'ready', mode, pid: process.pid })

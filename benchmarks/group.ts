@@ -29,6 +29,7 @@ import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { DEFAULTS } from '../lib/index.ts'
+import { IpcChild } from './ipc.ts'
 import { environment, loopbackIp, ms, percentile, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
 
 /** The issue's targets. */
@@ -93,40 +94,8 @@ const procs = new Set<ChildProcess>()
 
 // ---------------------------------------------------------------- children
 
-type Event = Record<string, any> & { ev: string }
-
-class Child {
-  readonly proc: ChildProcess
-  readonly label: string
-  private nextId = 1
-  private readonly pending = new Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>()
-  private readonly listeners: Array<(e: Event) => void> = []
-  readonly exited: Promise<number | null>
-  private readonly errTail: string[] = []
-  id = ''
-  addrs: string[] = []
-
-  private constructor (proc: ChildProcess, label: string) {
-    this.proc = proc
-    this.label = label
-    procs.add(proc)
-    this.exited = new Promise(resolve => proc.once('exit', code => {
-      procs.delete(proc)
-      for (const p of this.pending.values()) p.reject(new Error(`${label} exited (${String(code)}): ${this.stderr()}`))
-      this.pending.clear()
-      resolve(code)
-    }))
-    proc.stderr?.setEncoding('utf8').on('data', (d: string) => { this.errTail.push(d); if (this.errTail.length > 20) this.errTail.shift() })
-    proc.on('message', (m: any) => {
-      if (m?.ev != null) { for (const l of this.listeners) l(m); return }
-      const p = this.pending.get(m?.id)
-      if (p == null) return
-      this.pending.delete(m.id)
-      if (m.ok === true) p.resolve(m.result)
-      else p.reject(new Error(`${label}: ${String(m.error)}`))
-    })
-  }
-
+/** A forked group host (or a raw libp2p node, or a bare Node process). */
+class Child extends IpcChild {
   static async spawn (mode: 'host' | 'raw' | 'bare', label: string, opts: Record<string, unknown>, execArgv: string[], timeout: number): Promise<Child> {
     const proc = fork(HOST_SCRIPT, [mode], {
       execPath: process.execPath,
@@ -134,48 +103,11 @@ class Child {
       env: { ...process.env, GROUP_HOST_OPTS: JSON.stringify(opts) },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc']
     })
-    const child = new Child(proc, label)
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`${label} not ready after ${timeout} ms`)) }, timeout)
-      child.on(e => {
-        if (e.ev === 'ready') { clearTimeout(timer); resolve() }
-        if (e.ev === 'fatal') { clearTimeout(timer); reject(new Error(`${label}: ${String(e.error)}`)) }
-      })
-      void child.exited.then(code => { clearTimeout(timer); reject(new Error(`${label} exited (${String(code)}) before ready: ${child.stderr()}`)) })
-    })
-    if (mode !== 'bare') {
-      const info = await child.call('info')
-      child.id = info.id
-      child.addrs = info.addrs
-    }
-    return child
+    return await new Child(proc, label, procs).ready(timeout, mode !== 'bare')
   }
 
-  get pid (): number { return this.proc.pid! }
-  get alive (): boolean { return this.proc.exitCode == null && this.proc.signalCode == null }
-  stderr (): string { return this.errTail.join('').trim().split('\n').slice(-5).join(' | ') }
-  on (fn: (e: Event) => void): void { this.listeners.push(fn) }
-
-  async call (cmd: string, params: Record<string, unknown> = {}, timeout = 15_000): Promise<any> {
-    if (!this.alive) throw new Error(`${this.label} is not running`)
-    const id = this.nextId++
-    return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { this.pending.delete(id); reject(new Error(`${this.label}: ${cmd} timed out after ${timeout} ms`)) }, timeout)
-      this.pending.set(id, {
-        resolve: (v) => { clearTimeout(timer); resolve(v) },
-        reject: (e) => { clearTimeout(timer); reject(e) }
-      })
-      this.proc.send({ id, cmd, ...params })
-    })
-  }
-
-  /** Asks the child to stop cleanly; SIGKILL after 5 s. */
-  async stop (): Promise<void> {
-    if (!this.alive) return
-    try { this.proc.send({ id: 0, cmd: 'stop' }) } catch {}
-    const killer = setTimeout(() => { this.proc.kill('SIGKILL') }, 5_000)
-    await this.exited
-    clearTimeout(killer)
+  override async call (cmd: string, params: Record<string, unknown> = {}, timeout = 15_000): Promise<any> {
+    return await super.call(cmd, params, timeout)
   }
 }
 
