@@ -289,6 +289,11 @@ Start \`edgelink agent\` on every host, run \`edgelink token\` on the one that s
 
   const settings = program.command('settings')
     .description('show or change the group\'s host settings (NTP, proxies, CA certificates, SSH keys, registry mirror, values)')
+    .addHelpText('after', `
+Examples:
+  $ edgelink settings get
+  $ edgelink settings set ntpServers=ntp1.example,ntp2.example httpsProxy=http://proxy:3128
+  $ edgelink settings get --json`)
   settings.command('get')
     .description('show the group\'s settings')
     .addOption(option('dataDir'))
@@ -311,6 +316,12 @@ Start \`edgelink agent\` on every host, run \`edgelink token\` on the one that s
 
   const cluster = program.command('cluster')
     .description('create, show, scale or delete the group\'s cluster (edgelink assigns roles; it does not install Kubernetes)')
+    .addHelpText('after', `
+Examples:
+  $ edgelink cluster create --name edge --control-plane 3f9aQx,7LmN7p,Q2x9Zk --worker 8kT1aB --vip 10.0.0.100
+  $ edgelink cluster show
+  $ edgelink cluster scale --add-worker 5yHq2W
+  $ edgelink cluster delete`)
   cluster.command('create')
     .description('create the cluster from linked, Ready hosts (on the leader)')
     .requiredOption('--name <name>', 'cluster name: lowercase letters, digits and dashes')
@@ -382,6 +393,9 @@ Start \`edgelink agent\` on every host, run \`edgelink token\` on the one that s
 
   program.command('leader')
     .description('hand the group\'s leadership to another host')
+    .addHelpText('after', `
+Examples:
+  $ edgelink leader transfer 7LmN7p`)
     .command('transfer')
     .description('make HOST_ID the leader (run on the leader)')
     .argument('<host-id>', 'host id (or its unique tail, as `edgelink hosts` shows it)')
@@ -422,6 +436,12 @@ Examples:
 
   const content = program.command('content')
     .description('add, list, export and remove content every host of the group syncs (files and OCI image layouts)')
+    .addHelpText('after', `
+Examples:
+  $ edgelink content add ./provider-image.tar --kind provider-image
+  $ edgelink content ls
+  $ edgelink content wait
+  $ edgelink content export 3f9a1c ./out/`)
   content.command('add')
     .description('import a file or an OCI image layout on this host and announce it to the group (leader, or control plane with a cluster)')
     .argument('<path>', 'file or OCI layout directory on this machine (relative to the current directory)')

@@ -6,6 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { expect } from 'chai'
+import type { Command } from 'commander'
+import { buildProgram } from '../agent/cli.ts'
 import type { HostRow } from '../lib/index.ts'
 import { waitFor } from './helpers.ts'
 import { CLI, cleanEnv, cli, expectRefusal, Fleet, waitForGroup, type AgentProc } from './agent.procs.ts'
@@ -222,7 +224,18 @@ describe('agent CLI: the group commands without an agent', function () {
       const r = await cli(...args)
       expect(r.code, `edgelink ${args.join(' ')}: ${r.stderr}`).to.equal(2)
     }
-    for (const args of [['settings', 'get'], ['settings', 'set'], ['cluster', 'create'], ['cluster', 'show'], ['cluster', 'scale'], ['cluster', 'delete'], ['leader', 'transfer'], ['status'], ['hosts']]) {
+    // Every command of the program, groups included, walked from the program itself.
+    const all: string[][] = []
+    const walk = (c: Command, path: string[]): void => {
+      for (const sub of c.commands) {
+        if (sub.name() === 'help') continue
+        all.push([...path, sub.name()])
+        walk(sub, [...path, sub.name()])
+      }
+    }
+    walk(buildProgram(), [])
+    expect(all.length).to.be.greaterThan(20)
+    for (const args of all) {
       const help = await cli(...args, '--help')
       expect(help.code, args.join(' ')).to.equal(0)
       expect(help.stdout, args.join(' ')).to.include('Examples:')
