@@ -11,64 +11,33 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { chmod, mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
-import type { HostRow } from '../lib/index.ts'
 import { VERSION } from '../lib/version.ts'
 import { UI_FILES } from '../agent/ui.ts'
-import { cleanEnv, freePort, ROOT, run, type Run } from './agent.procs.ts'
+import { AgentProc, cleanEnv, freePort, ROOT, run, type Run } from './agent.procs.ts'
 import { loopbackIp, tempDir, waitFor } from './helpers.ts'
 
 const BIN = join(ROOT, 'dist', 'bin', 'edgelink')
 const BUILD = join(ROOT, 'scripts', 'build-binary.mjs')
 
 /** An agent process started from the executable, with nothing on PATH. */
-class BinaryAgent {
-  child?: ChildProcess
-  stderr = ''
-  exited?: Promise<number | null>
+class BinaryAgent extends AgentProc {
+  private readonly binEnv: NodeJS.ProcessEnv
+  protected override readonly startTimeout = 20_000
 
-  constructor (readonly name: string, readonly ip: string, readonly port: number, readonly dataDir: string, readonly env: NodeJS.ProcessEnv) {}
-
-  async start (): Promise<void> {
-    const args = ['agent', '--data-dir', this.dataDir, '--listen', `${this.ip}:${this.port}`, '--advertise', this.ip, '--api', '127.0.0.1:0', '--name', this.name]
-    const child = spawn(BIN, args, { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] })
-    this.child = child
-    child.stderr.on('data', (b: Buffer) => { this.stderr += b.toString() })
-    child.stdout.resume()
-    this.exited = new Promise(resolve => { child.on('exit', code => { resolve(code) }) })
-    let code: number | null | undefined
-    void this.exited.then(c => { code = c })
-    await waitFor(async () => {
-      if (code !== undefined) throw new Error(`agent ${this.name} exited with ${code} before it was ready:\n${this.stderr}`)
-      return (await this.apiFile().catch(() => undefined))?.pid === child.pid
-    }, 20_000, `api.json of agent ${this.name}`)
+  constructor (name: string, ip: string, port: number, dataDir: string, env: NodeJS.ProcessEnv) {
+    super({ name, ip, port, dataDir })
+    this.binEnv = env
   }
 
-  async apiFile (): Promise<{ url: string, token: string, pid: number }> {
-    return JSON.parse(await readFile(join(this.dataDir, 'api.json'), 'utf8'))
+  override get env (): NodeJS.ProcessEnv { return this.binEnv }
+
+  protected override spawnAgent (args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+    return spawn(BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
   }
 
   /** `edgelink <args> --data-dir <this agent's>` through the executable. */
-  async cli (...args: string[]): Promise<Run> {
-    return await run(BIN, [...args, '--data-dir', this.dataDir], this.env)
-  }
-
-  async hosts (): Promise<HostRow[]> {
-    const r = await this.cli('hosts', '--json')
-    if (r.code !== 0) throw new Error(`hosts on ${this.name} exited ${r.code}: ${r.stderr}`)
-    return JSON.parse(r.stdout)
-  }
-
-  async stop (): Promise<number | null> {
-    const child = this.child
-    if (child == null || this.exited == null) return null
-    if (child.exitCode != null || child.signalCode != null) return child.exitCode
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, 5_000)
-    try {
-      return await this.exited
-    } finally {
-      clearTimeout(timer)
-    }
+  override async cli (...args: string[]): Promise<Run> {
+    return await run(BIN, [...args, '--data-dir', this.dataDir], this.binEnv)
   }
 }
 

@@ -110,6 +110,9 @@ export class AgentProc {
     })
   }
 
+  /** How long `start` waits for the agent's api.json, in ms. */
+  protected readonly startTimeout: number = 15_000
+
   /**
    * Starts the agent process with `args` (the CLI's arguments); its pid must be the agent's. A
    * subclass may run it elsewhere, e.g. inside a network namespace (test/testbed/agents.ts).
@@ -131,7 +134,7 @@ export class AgentProc {
     await waitFor(async () => {
       if (code !== undefined) throw new Error(`agent ${this.name} exited with ${code} before it was ready:\n${this.stderr}`)
       return (await this.apiFile().catch(() => undefined))?.pid === child.pid
-    }, 15_000, `api.json of agent ${this.name}`)
+    }, this.startTimeout, `api.json of agent ${this.name}`)
   }
 
   async apiFile (): Promise<{ url: string, token: string, pid: number }> {

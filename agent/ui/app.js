@@ -481,15 +481,7 @@ function hostRow (id) {
   tr.cells[1].append(code)
   const badge = document.createElement('span')
   tr.cells[6].append(badge)
-  const td = document.createElement('td')
-  td.className = 'actions'
-  const btn = document.createElement('button')
-  btn.type = 'button'
-  btn.className = 'small danger'
-  btn.textContent = 'Unlink'
-  btn.addEventListener('click', () => { void unlink(tr.dataset.id) })
-  td.append(btn)
-  tr.append(td)
+  tr.append(actionCell('Unlink', () => { void unlink(tr.dataset.id) }))
   return tr
 }
 
@@ -793,16 +785,21 @@ function contentRowEl (id) {
   tr.cells[3].className = 'have'
   tr.cells[3].append(bar, ' ', pct)
   tr.cells[4].append(document.createElement('code'))
+  tr.append(actionCell('Remove', () => { void removeContent(tr.dataset.id) }))
+  return tr
+}
+
+/** A table cell with one small destructive button (Unlink, Remove). */
+function actionCell (label, onClick) {
   const td = document.createElement('td')
   td.className = 'actions'
   const btn = document.createElement('button')
   btn.type = 'button'
   btn.className = 'small danger'
-  btn.textContent = 'Remove'
-  btn.addEventListener('click', () => { void removeContent(tr.dataset.id) })
+  btn.textContent = label
+  btn.addEventListener('click', onClick)
   td.append(btn)
-  tr.append(td)
-  return tr
+  return td
 }
 
 async function removeContent (id) {
