@@ -13,7 +13,7 @@ import { promisify } from 'node:util'
 import { expect } from 'chai'
 import type { ContentRow } from '../agent/content.ts'
 import { SseParser } from '../agent/client.ts'
-import { loopbackIp, waitFor } from './helpers.ts'
+import { chunkFiles, loopbackIp, waitFor } from './helpers.ts'
 import { AgentProc, CLI, cleanEnv, expectRefusal, Fleet, freePort, run, waitForGroup } from './agent.procs.ts'
 
 const exec = promisify(execFile)
@@ -35,17 +35,6 @@ async function tree (dir: string): Promise<Record<string, [string, number]>> {
   return out
 }
 
-/** Chunk files of a data dir (`chunks/<2 hex>/<hash>`), without the temp files of unfinished writes. */
-async function chunkFiles (dataDir: string): Promise<Map<string, number>> {
-  const files = new Map<string, number>()
-  const root = join(dataDir, 'chunks')
-  for (const prefix of await readdir(root).catch(() => [])) {
-    for (const name of await readdir(join(root, prefix)).catch(() => [])) {
-      if (/^[0-9a-f]{64}$/.test(name)) files.set(name, (await stat(join(root, prefix, name))).ino)
-    }
-  }
-  return files
-}
 
 /**
  * Bytes a process's open TCP sockets have received, from the kernel's tcp_info (`ss -tinp`):

@@ -8,25 +8,15 @@
  * over the old one). Every host ends with the content byte-identical.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
+import { chunkFiles } from './helpers.ts'
 import { faultBedHooks, poll } from './testbed/agents.ts'
 
 const MiB = 1024 * 1024
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
-/** Chunk files of a data dir (`chunks/<2 hex>/<sha256>`) → inode, without the temp files of unfinished writes. */
-async function chunkFiles (dataDir: string): Promise<Map<string, number>> {
-  const files = new Map<string, number>()
-  const root = join(dataDir, 'chunks')
-  for (const prefix of await readdir(root).catch(() => [])) {
-    for (const name of await readdir(join(root, prefix)).catch(() => [])) {
-      if (/^[0-9a-f]{64}$/.test(name)) files.set(name, (await stat(join(root, prefix, name))).ino)
-    }
-  }
-  return files
-}
 
 describe('faults: a host killed during content sync', function () {
   this.timeout(120_000)

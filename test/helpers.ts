@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
@@ -102,4 +102,16 @@ export async function craftDocument (author: { id: string }, kind: string, id: s
 export async function gossip (host: Host, bytes: Uint8Array): Promise<void> {
   const pubsub = host.libp2p.services.pubsub as GossipSub
   await pubsub.publish(docsTopic(host.groupId!), bytes).catch(() => {})
+}
+
+/** Chunk files of a data dir (`chunks/<2 hex>/<sha256>`) → inode, without the temp files of unfinished writes. */
+export async function chunkFiles (dataDir: string): Promise<Map<string, number>> {
+  const files = new Map<string, number>()
+  const root = join(dataDir, 'chunks')
+  for (const prefix of await readdir(root).catch(() => [])) {
+    for (const name of await readdir(join(root, prefix)).catch(() => [])) {
+      if (/^[0-9a-f]{64}$/.test(name)) files.set(name, (await stat(join(root, prefix, name))).ino)
+    }
+  }
+  return files
 }
