@@ -60,6 +60,8 @@ export interface ApiErrorBody { code: string, message: string }
 export interface ApiOptions {
   /** The bearer secret every request must carry. */
   secret: string
+  /** A second secret good for `GET /metrics` only (least privilege for a scraper). */
+  metricsSecret?: string
   /** A pino logger (or anything fastify accepts as one). */
   logger: FastifyBaseLogger
   /**
@@ -123,6 +125,7 @@ export function buildApi (host: Host, options: ApiOptions): FastifyInstance {
   // still arrive within headersTimeout, and a stalled upload ends after UPLOAD_IDLE_TIMEOUT.
   if (server != null) server.requestTimeout = 0
   const secretDigest = createHash('sha256').update(options.secret).digest()
+  const metricsDigest = options.metricsSecret != null ? createHash('sha256').update(options.metricsSecret).digest() : undefined
   const events = agentEvents()
   /** A failed link answers with the LinkStatus too, so a Local UI client sees the Failed state. */
   const linkFailures = new WeakMap<FastifyRequest, object>()
@@ -133,7 +136,10 @@ export function buildApi (host: Host, options: ApiOptions): FastifyInstance {
   app.addHook('onRequest', async (req) => {
     if (isPublicRoute(req.routeOptions.config)) return // the Local UI's static files: no secret in them
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')
-    if (m == null || !sameSecret(m[1], secretDigest)) throw new ApiError('UNAUTHORIZED')
+    if (m != null && sameSecret(m[1], secretDigest)) return
+    // The metrics secret reads the metrics and nothing else.
+    if (m != null && metricsDigest != null && req.method === 'GET' && req.routeOptions.url === '/metrics' && sameSecret(m[1], metricsDigest)) return
+    throw new ApiError('UNAUTHORIZED')
   })
 
   app.setErrorHandler((err, req, reply) => {

@@ -192,6 +192,7 @@ Start \`edgelink agent\` on every host, run \`edgelink token\` on the one that s
     .addOption(option('uploadRate'))
     .addOption(option('preset'))
     .addOption(option('apiSecretFile'))
+    .addOption(option('metricsSecretFile'))
     .addOption(option('config'))
     .option('--print-config', 'print the resulting settings and where each came from (flag, env, file, default) as JSON, and exit')
     .addHelpText('after', settingsHelp() + '\n' + EXAMPLES.agent)

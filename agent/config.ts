@@ -22,6 +22,7 @@ export interface AgentConfig {
   uploadRate: number
   /** A file holding the API bearer secret; without it the agent makes a random one at each start. */
   apiSecretFile?: string
+  metricsSecretFile?: string
   /** The config file given with `--config` / `EDGELINK_CONFIG` (never read from a file itself). */
   config?: string
   preset: 'lan' | 'test'
@@ -149,6 +150,12 @@ const SETTINGS = {
     env: 'EDGELINK_API_SECRET_FILE',
     help: 'read the API bearer secret from this file (16 to 1024 printable characters; the file must not be readable by group or others) instead of making a new one at each start: for clients that keep the secret, such as a Prometheus scrape of /metrics',
     defaultText: 'a new random secret at each start'
+  },
+  metricsSecretFile: {
+    flags: '--metrics-secret-file <file>',
+    env: 'EDGELINK_METRICS_SECRET_FILE',
+    help: 'a second bearer secret, read from this file (same rules as --api-secret-file), that is good for GET /metrics and nothing else: give a Prometheus scrape this one rather than the API secret',
+    defaultText: 'none (only the API secret reads /metrics)'
   },
   config: {
     flags: '--config <file>',

@@ -40,6 +40,8 @@ export function createLogger (level: string, tty = process.stderr.isTTY === true
 export async function startAgent (config: AgentConfig, logger: Logger): Promise<Agent> {
   const api = parseHostPort(config.api)
   const secret = config.apiSecretFile != null ? await readSecretFile(config.apiSecretFile) : randomBytes(32).toString('hex')
+  const metricsSecret = config.metricsSecretFile != null ? await readSecretFile(config.metricsSecretFile, 'metrics secret file') : undefined
+  if (metricsSecret === secret) throw Object.assign(new Error('the metrics secret must differ from the API secret (it grants less)'), { code: 'INVALID_ARGUMENT' })
   if (!/^(127\.|::1$|localhost$)/.test(api.host)) {
     logger.warn({ api: config.api }, 'the API is not on loopback: it speaks plain HTTP, anyone who can reach it sees the bearer secret on the wire')
   }
@@ -64,7 +66,7 @@ export async function startAgent (config: AgentConfig, logger: Logger): Promise<
       logger,
       start: false
     })
-    app = buildApi(host, { secret, logger, server })
+    app = buildApi(host, { secret, metricsSecret, logger, server })
     metricsRoute(app, createMetrics(host))
     await app.ready()
     await host.start().catch(err => { throw explainStart(err, config.dataDir) })
@@ -84,8 +86,8 @@ export async function startAgent (config: AgentConfig, logger: Logger): Promise<
  * A bearer secret kept by the operator (and a scraper): one line of 16 to 1024 printable ASCII
  * characters, in a file only its owner may read, like an SSH key.
  */
-export async function readSecretFile (file: string): Promise<string> {
-  const refuse = (why: string): Error => Object.assign(new Error(`API secret file ${file}: ${why}`), { code: 'INVALID_ARGUMENT' })
+export async function readSecretFile (file: string, what = 'API secret file'): Promise<string> {
+  const refuse = (why: string): Error => Object.assign(new Error(`${what} ${file}: ${why}`), { code: 'INVALID_ARGUMENT' })
   let text: string
   try {
     const st = await stat(file)

@@ -62,6 +62,7 @@ function sampleSettings (dir: string): Record<string, { text: string, json: unkn
     logLevel: { text: 'debug', json: 'debug', resolved: 'debug' },
     uploadRate: { text: '4M', json: '4M', resolved: 4 * 1024 * 1024 },
     apiSecretFile: { text: join(dir, 'secret'), json: join(dir, 'secret'), resolved: join(dir, 'secret') },
+    metricsSecretFile: { text: join(dir, 'metrics-secret'), json: join(dir, 'metrics-secret'), resolved: join(dir, 'metrics-secret') },
     preset: { text: 'test', json: 'test', resolved: 'test' }
   }
 }

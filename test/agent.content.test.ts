@@ -13,8 +13,8 @@ import { promisify } from 'node:util'
 import { expect } from 'chai'
 import type { ContentRow } from '../agent/content.ts'
 import { SseParser } from '../agent/client.ts'
-import { chunkFiles, loopbackIp, waitFor } from './helpers.ts'
-import { AgentProc, CLI, cleanEnv, expectRefusal, Fleet, freePort, run, waitForGroup } from './agent.procs.ts'
+import { chunkFiles, waitFor } from './helpers.ts'
+import { AgentProc, CLI, cleanEnv, expectRefusal, Fleet, run, waitForGroup } from './agent.procs.ts'
 
 const exec = promisify(execFile)
 const json = { 'content-type': 'application/json' }
@@ -57,17 +57,6 @@ async function contentRows (a: AgentProc): Promise<ContentRow[]> {
   const r = await a.api('GET', '/v1/edgelink/content')
   expect(r.status, JSON.stringify(r.body)).to.equal(200)
   return r.body
-}
-
-/** An agent with extra flags (the fleet's helper starts every agent with the same ones). */
-class FlaggedAgent extends AgentProc {
-  readonly extra: string[]
-  constructor (spec: ConstructorParameters<typeof AgentProc>[0], extra: string[]) {
-    super(spec)
-    this.extra = extra
-  }
-
-  override get args (): string[] { return [...super.args, ...this.extra] }
 }
 
 describe('agent CLI and API: content across three agents', function () {
@@ -285,10 +274,7 @@ describe('agent: kill -9 during a content transfer', function () {
     const SIZE = 48 * MiB
     const CHUNKS = SIZE / MiB
     // The leader sends 4 MiB/s: about 12 s for the whole, a wide window to kill the follower in.
-    const ip = loopbackIp()
-    const leader = new FlaggedAgent({ name: 'k1', ip, port: await freePort(ip), dataDir: await fleet.dir() }, ['--upload-rate', '4M'])
-    fleet.agents.push(leader)
-    await leader.start()
+    const leader = await fleet.agent({ name: 'k1', flags: ['--upload-rate', '4M'] })
     const follower = await fleet.agent({ name: 'k2' })
     const t = await leader.cli('token')
     const l = await follower.cli('link', t.stdout.trim())

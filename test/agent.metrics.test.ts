@@ -257,6 +257,35 @@ describe('agent metrics: /metrics on real agent processes', function () {
   })
 })
 
+describe('agent metrics: a scrape-only secret (--metrics-secret-file)', function () {
+  this.timeout(60_000)
+  const fleet = new Fleet()
+  after(async function () {
+    this.timeout(20_000)
+    await fleet.teardown()
+  })
+
+  it('reads /metrics with the metrics secret and nothing else; the API secret still reads everything', async () => {
+    const dir = await fleet.dir()
+    const file = join(dir, 'metrics-secret')
+    const metricsSecret = randomBytes(24).toString('hex')
+    await writeFile(file, metricsSecret + '\n', { mode: 0o600 })
+    const a = await fleet.agent({ name: 'ms', flags: ['--metrics-secret-file', file] })
+    const r = await scrape(a, metricsSecret)
+    expect(r.status, r.text).to.equal(200)
+    expect(parsePrometheus(r.text).has('edgelink_group_hosts')).to.equal(true)
+    // Every other route refuses it, reads and writes alike; nothing changes.
+    for (const [method, path] of [['GET', '/v1/edgelink/status'], ['GET', '/v1/edgelink/hosts'], ['POST', '/v1/edge-mgmt/edgehosts/current/link/generate-token'], ['GET', '/v1/edgelink/events']]) {
+      const res = await a.api(method, path, { auth: metricsSecret })
+      expect(res.status, `${method} ${path}`).to.equal(401)
+    }
+    expect((await a.api('GET', '/v1/edgelink/status')).body.tokenGeneration).to.equal(false)
+    expect((await scrape(a)).status).to.equal(200)
+    // A wrong metrics secret is refused like any wrong bearer.
+    expect((await scrape(a, metricsSecret.replace(/^./, c => c === 'a' ? 'b' : 'a'))).status).to.equal(401)
+  })
+})
+
 describe('host.stats() and the metrics registry with crafted gossip (in process, real libp2p)', function () {
   this.timeout(30_000)
   const bed = new Testbed()

@@ -72,6 +72,8 @@ export interface AgentSpec {
   dataDir?: string
   /** Pass the settings as EDGELINK_* variables instead of flags. */
   viaEnv?: boolean
+  /** More `agent` flags, after the usual ones. */
+  flags?: string[]
 }
 
 export class AgentProc {
@@ -80,22 +82,24 @@ export class AgentProc {
   readonly port: number
   readonly dataDir: string
   readonly viaEnv: boolean
+  readonly flags: string[]
   child?: ChildProcess
   /** Everything the current process wrote to stderr (logs, banner), for failure messages. */
   stderr = ''
   private exited?: Promise<number | null>
 
-  constructor (spec: Required<Omit<AgentSpec, 'viaEnv'>> & { viaEnv?: boolean }) {
+  constructor (spec: Required<Omit<AgentSpec, 'viaEnv' | 'flags'>> & { viaEnv?: boolean, flags?: string[] }) {
     this.name = spec.name
     this.ip = spec.ip
     this.port = spec.port
     this.dataDir = spec.dataDir
     this.viaEnv = spec.viaEnv ?? false
+    this.flags = spec.flags ?? []
   }
 
   get args (): string[] {
-    if (this.viaEnv) return ['agent']
-    return ['agent', '--data-dir', this.dataDir, '--listen', `${this.ip}:${this.port}`, '--advertise', this.ip, '--api', '127.0.0.1:0', '--name', this.name]
+    if (this.viaEnv) return ['agent', ...this.flags]
+    return ['agent', '--data-dir', this.dataDir, '--listen', `${this.ip}:${this.port}`, '--advertise', this.ip, '--api', '127.0.0.1:0', '--name', this.name, ...this.flags]
   }
 
   get env (): NodeJS.ProcessEnv {
@@ -193,7 +197,7 @@ export class Fleet {
   async agent (spec: AgentSpec): Promise<AgentProc> {
     const ip = spec.ip ?? loopbackIp()
     const dataDir = spec.dataDir ?? await this.dir()
-    const a = new AgentProc({ name: spec.name, ip, port: spec.port ?? await freePort(ip), dataDir, viaEnv: spec.viaEnv ?? false })
+    const a = new AgentProc({ name: spec.name, ip, port: spec.port ?? await freePort(ip), dataDir, viaEnv: spec.viaEnv ?? false, flags: spec.flags })
     this.agents.push(a)
     await a.start()
     return a
