@@ -16,7 +16,6 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance, type F
 import { EdgelinkError, ERROR_TABLE, isEdgelinkError, VERSION, type Host, type HostRow } from '../lib/index.ts'
 import type { GroupSettings } from '../lib/index.ts'
 import { CONTENT_KINDS, type ContentKind } from '../lib/index.ts'
-import { authorize } from '../lib/group/state.ts'
 import { contentRow } from './content.ts'
 import { agentEvents, serveEvents, type AgentEvents } from './events.ts'
 import { isPublicRoute, uiRoutes } from './ui.ts'
@@ -325,10 +324,7 @@ function uploadRoute (host: Host, events: EventEmitter<AgentEvents>) {
       if (!host.started) throw new EdgelinkError('NOT_STARTED')
       // The library's own authority check, now, before a byte is read: a follower's upload is
       // refused at once, not after gigabytes. addContent checks again once the file is here.
-      const roster = host.rosterData()
-      const refusal = roster == null
-        ? new EdgelinkError('NOT_LINKED', 'this host is in no group: generate a token or link first')
-        : authorize(host.id, roster.term, roster, host.cluster())
+      const refusal = host.mayUpload()
       if (refusal != null) throw refusal
       const declared = contentLength(req.headers['content-length'])
       if (declared != null && declared > UPLOAD_LIMIT) throw new ApiError('PAYLOAD_TOO_LARGE', `the upload is ${declared} bytes; uploads may be at most ${UPLOAD_LIMIT} bytes (64 GiB)`)

@@ -21,6 +21,7 @@ import { readFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { AgentClient } from '../agent/client.ts'
 import { environment, loopbackIp, packageRoot, sleep, TempDirs, writeResult } from './lib.ts'
 
 export interface SoakOptions {
@@ -36,10 +37,11 @@ export const SOAK_DEFAULTS: SoakOptions = { hosts: 10, durationS: 600, load: cpu
 interface Agent {
   name: string
   proc: ChildProcess
-  url: string
-  token: string
+  /** The agent's own API client (agent/client.ts), as the CLI uses it. */
+  client: AgentClient
   id: string
-  stderr: string
+  /** The last 4000 characters the agent wrote to stderr. */
+  stderr: () => string
 }
 
 interface FalseFailure { observer: string, subject: string, at_s: number, via: 'event' | 'poll' }
@@ -61,58 +63,31 @@ export interface SoakResult {
 
 const CLI = (): string => join(packageRoot(), 'dist', 'agent', 'cli.js')
 
-async function api (a: Pick<Agent, 'url' | 'token'>, method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(new URL(path, a.url), {
-    method,
-    headers: { authorization: `Bearer ${a.token}`, ...(body != null ? { 'content-type': 'application/json' } : {}) },
-    body: body != null ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(30_000)
-  })
-  const json = await res.json().catch(() => undefined)
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`)
-  return json
-}
-
 async function startAgent (name: string, dataDir: string, preset: string): Promise<Agent> {
   const ip = loopbackIp()
   const proc = spawn(process.execPath, ['--max-semi-space-size=1', CLI(), 'agent', '--data-dir', dataDir, '--listen', `${ip}:0`, '--advertise', ip, '--api', '127.0.0.1:0', '--name', name, '--log-level', 'warn', '--preset', preset], { stdio: ['ignore', 'ignore', 'pipe'] })
-  const agent: Agent = { name, proc, url: '', token: '', id: '', stderr: '' }
-  proc.stderr?.on('data', (d: Buffer) => { agent.stderr = (agent.stderr + d.toString()).slice(-4000) })
+  let stderr = ''
+  proc.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
   const end = Date.now() + 60_000
   for (;;) {
-    if (proc.exitCode != null) throw new Error(`${name} exited ${proc.exitCode}: ${agent.stderr}`)
+    if (proc.exitCode != null) throw new Error(`${name} exited ${proc.exitCode}: ${stderr}`)
     try {
       const f = JSON.parse(await readFile(join(dataDir, 'api.json'), 'utf8'))
       if (f.pid === proc.pid) {
-        agent.url = f.url
-        agent.token = f.token
-        agent.id = (await api(agent, 'GET', '/v1/edgelink/status')).id
-        return agent
+        const client = await AgentClient.open(dataDir)
+        return { name, proc, client, id: (await client.status()).id, stderr: () => stderr }
       }
     } catch {}
-    if (Date.now() > end) throw new Error(`${name} did not start: ${agent.stderr}`)
+    if (Date.now() > end) throw new Error(`${name} did not start: ${stderr}`)
     await sleep(100)
   }
 }
 
-/** Reads an agent's event stream until `signal` aborts, calling `onEvent` per event. */
+/** Follows an agent's event stream until `signal` aborts, reconnecting when it drops. */
 async function follow (a: Agent, signal: AbortSignal, onEvent: (event: string, data: any) => void): Promise<void> {
   while (!signal.aborted) {
     try {
-      const res = await fetch(new URL('/v1/edgelink/events', a.url), { headers: { authorization: `Bearer ${a.token}` }, signal })
-      const decoder = new TextDecoder()
-      let buf = ''
-      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-        buf += decoder.decode(chunk, { stream: true })
-        let i
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const frame = buf.slice(0, i)
-          buf = buf.slice(i + 2)
-          const event = /^event: (.*)$/m.exec(frame)?.[1]
-          const data = /^data: (.*)$/m.exec(frame)?.[1]
-          if (event != null && data != null) onEvent(event, JSON.parse(data))
-        }
-      }
+      await (await a.client.events(onEvent, signal)).closed
     } catch {}
     if (!signal.aborted) await sleep(500)
   }
@@ -129,14 +104,14 @@ export async function run (o: SoakOptions, log: (line: string) => void = line =>
     for (let i = 0; i < o.hosts; i++) agents.push(await startAgent(`s${i}`, await dirs.make(), o.preset))
     const [leader, ...followers] = agents
     for (const f of followers) {
-      const { token } = await api(leader, 'POST', '/v1/edge-mgmt/edgehosts/current/link/generate-token')
-      const st = await api(f, 'POST', '/v1/edge-mgmt/edgehosts/current/link', { token })
+      const { token } = await leader.client.generateToken()
+      const st = await f.client.link(token)
       if (st.status !== 'Completed') throw new Error(`${f.name} did not link: ${JSON.stringify(st)}`)
     }
     const healthy = async (): Promise<boolean> => {
       for (const a of agents) {
-        const rows = await api(a, 'GET', '/v1/edgelink/hosts')
-        if (rows.length !== o.hosts || rows.some((r: any) => r.health !== 'Healthy')) return false
+        const rows = await a.client.hosts()
+        if (rows.length !== o.hosts || rows.some(r => r.health !== 'Healthy')) return false
       }
       return true
     }
@@ -170,7 +145,7 @@ export async function run (o: SoakOptions, log: (line: string) => void = line =>
       loads.push(loadavg()[0])
       for (const a of agents) {
         try {
-          const rows = await api(a, 'GET', '/v1/edgelink/hosts')
+          const rows = await a.client.hosts()
           polls++
           for (const r of rows) {
             if (r.health !== 'Unreachable') continue
@@ -186,7 +161,7 @@ export async function run (o: SoakOptions, log: (line: string) => void = line =>
         nextLog += 60_000
       }
     }
-    for (const a of agents) if (a.proc.exitCode != null) throw new Error(`${a.name} exited during the run: ${a.stderr}`)
+    for (const a of agents) if (a.proc.exitCode != null) throw new Error(`${a.name} exited during the run: ${a.stderr()}`)
     return {
       benchmark: 'soak',
       environment: environment(),

@@ -851,11 +851,7 @@ export class Host extends EventEmitter<HostEvents> {
       store: () => this.store!,
       docs: () => this.docs!,
       term: () => this.roster?.roster.term ?? 0,
-      mayUpload: () => {
-        const r = this.roster?.roster
-        if (r == null) return new EdgelinkError('NOT_LINKED', 'this host is in no group: generate a token or link first')
-        return authorize(this.id, r.term, r, this.cluster())
-      }
+      mayUpload: () => this.mayUpload()
     }, { chunkSize: this.options.chunkSize, uploadRate: this.options.uploadRate })
     for (const e of ['content:progress', 'content:complete', 'content:added', 'content:removed'] as const) {
       this.content.on(e, (arg: any) => {
@@ -1093,6 +1089,17 @@ export class Host extends EventEmitter<HostEvents> {
    * Uploads a file or an OCI image layout to the group: stored here in chunks, announced by a
    * signed manifest, fetched by every member. Leader only before a cluster, control plane after.
    */
+  /**
+   * Why this host may not add or remove content now (`NOT_LINKED`, `NOT_LEADER`,
+   * `NOT_CONTROL_PLANE`), or undefined when it may: the rule `addContent` applies, for callers
+   * that want to refuse before doing costly work (an upload, say).
+   */
+  mayUpload (): EdgelinkError | undefined {
+    const r = this.roster?.roster
+    if (r == null) return new EdgelinkError('NOT_LINKED', 'this host is in no group: generate a token or link first')
+    return authorize(this.id, r.term, r, this.cluster())
+  }
+
   async addContent (path: string, options: AbortOptions & { kind?: ContentKind, name?: string, onProgress?: (p: { bytes: number, totalBytes: number }) => void } = {}): Promise<ContentInfo> {
     this.assertStarted()
     return await this.content!.add(path, options)
