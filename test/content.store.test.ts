@@ -373,6 +373,31 @@ describe('content store', function () {
       expect((await fsp.readdir(root)).filter(n => n.includes('.edgelink-'))).to.deep.equal([])
     })
 
+    it("verify 'once' (serving) hashes a chunk once per process, and reads into a caller's buffer", async () => {
+      const cs = await contentStore('data')
+      const bytes = randomBytes(2 * CS)
+      const { manifest, id } = await cs.importPath(await file('f', bytes))
+      await cs.addManifest(id, manifest, 'u')
+      const [h0, h1] = uniqueChunks(manifest)
+      // Into a buffer larger than the chunk: a view of its first bytes, no new buffer.
+      const buf = Buffer.alloc(CS + 100)
+      const got = await cs.readChunk(h0, { verify: 'once', into: size => { expect(size).to.equal(CS); return buf } })
+      expect(got.buffer).to.equal(buf.buffer)
+      expect(Buffer.from(got).equals(bytes.subarray(0, CS))).to.equal(true)
+      expect(await codeOf(() => cs.readChunk(h0, { into: () => Buffer.alloc(10) }))).to.equal('INVALID_ARGUMENT')
+      // Written from verified bytes by this process: 'once' trusts it, the default checks it.
+      await fsp.writeFile(cs.chunkPath(h1), randomBytes(CS))
+      expect((await cs.readChunk(h1, { verify: 'once' })).length).to.equal(CS)
+      expect(await codeOf(() => cs.readChunk(h1))).to.equal('CHUNK_CORRUPT')
+      expect(await cs.hasChunk(h1)).to.equal(false)
+      // A store opened afresh (a restart) checks each chunk on its first 'once' read.
+      const again = await ContentStore.open(join(root, 'data'), store, { chunkSize: CS })
+      open.push(again)
+      await fsp.writeFile(again.chunkPath(h0), randomBytes(CS))
+      expect(await codeOf(() => again.readChunk(h0, { verify: 'once' }))).to.equal('CHUNK_CORRUPT')
+      expect(again.missing(id)).to.deep.equal([0, 1])
+    })
+
     let mounted: string | undefined
     after(async () => {
       if (mounted != null) execFileSync('umount', [mounted])

@@ -91,7 +91,11 @@ const RATE_WINDOW = 5_000
 /** What the exchange needs from the content store. */
 export interface ChunkSource {
   hasChunk(hash: string): boolean | Promise<boolean>
-  readChunk(hash: string): Promise<Uint8Array>
+  /**
+   * Reads a chunk to serve. With `into`, reads it into the buffer that returns for its size (the
+   * exchange's serving pool) and resolves with a view of it.
+   */
+  readChunk(hash: string, into?: (size: number) => Uint8Array): Promise<Uint8Array>
   /**
    * Verifies SHA-256 === hash (throws EdgelinkError CHUNK_CORRUPT otherwise) and stores it durably.
    * What it resolves to is ignored. `bytes` is the exchange's again once the promise settles (it
@@ -241,6 +245,8 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
   /** One download channel per peer, shared by every download. */
   private readonly channels = new Map<string, GetChannel>()
   private readonly buffers: BufferPool
+  /** Buffers chunks are read into to be served; one goes back only once nothing refers to it. */
+  private readonly serveBuffers: BufferPool
   private readonly giving = new Giving()
   /** Peers watching each content held here (WATCH streams served). */
   private readonly watchers = new Map<string, Set<Watcher>>()
@@ -288,6 +294,7 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
     if (opts.perPeerConcurrency > MAX_PIPELINE) throw new EdgelinkError('INVALID_ARGUMENT', `exchange option perPeerConcurrency must be at most ${MAX_PIPELINE}`)
     this.opts = opts
     this.buffers = new BufferPool(opts.totalConcurrency)
+    this.serveBuffers = new BufferPool(opts.uploadSlots)
     // The burst lets a quarter second of rate (at least one slice) leave at once after a pause.
     if (opts.uploadRate > 0) this.bucket = new TokenBucket(opts.uploadRate, Math.max(SLICE_SIZE, opts.uploadRate / 4), ctx.clock)
   }
@@ -921,9 +928,10 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
       this.uploads--
     }
     try {
-      const bytes = await this.ctx.source.readChunk(hash)
+      let pooled: Uint8Array | undefined
+      const bytes = await this.ctx.source.readChunk(hash, size => (pooled = this.serveBuffers.get(size)))
       if (bytes.length > MAX_CHUNK_SIZE) throw new EdgelinkError('STORE_ERROR', `chunk ${hash} is larger than any chunk`)
-      return { code: '', chunk: bytes, index, release, undo }
+      return { code: '', chunk: bytes, pooled, index, release, undo }
     } catch (err: any) {
       // CHUNK_MISSING, or CHUNK_CORRUPT when the store found bit rot (it drops the chunk).
       if (!isEdgelinkError(err, 'CHUNK_MISSING')) this.ctx.log.warn({ hash, err: String(err?.message ?? err) }, 'could not read a chunk to serve')
@@ -940,27 +948,34 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
       await send(stream, lengthPrefixed(ContentResponse.encode({ code: job.code, bitmap: (job.bitmap ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>, size: 0 })), signal)
       return
     }
-    await this.sendChunk(stream, ContentResponse.encode({ code: '', bitmap: new Uint8Array(0), size: job.chunk.length, have: [], index: job.index ?? 0 }), job.chunk, signal, () => { dog.kick() })
+    const flushed = await this.sendChunk(stream, ContentResponse.encode({ code: '', bitmap: new Uint8Array(0), size: job.chunk.length, have: [], index: job.index ?? 0 }), job.chunk, signal, () => { dog.kick() })
+    // The stream (or the connection under it) may still hold the bytes unencrypted when a send
+    // had to wait: such a buffer is left to the garbage collector rather than reused.
+    if (flushed && job.pooled != null) this.serveBuffers.put(job.pooled)
   }
 
   /**
    * Writes a response header and the chunk's bytes after it, in pieces (WRITE_SIZE, or SLICE_SIZE
    * paid for with tokens under an upload limit), waiting for `drain` whenever the stream says so.
+   * Resolves with whether every piece left the stream's and the connection's buffers at once (each
+   * send was taken without waiting and nothing is queued): then nothing refers to `bytes` any more.
    */
-  private async sendChunk (stream: Stream, header: Uint8Array, bytes: Uint8Array, signal: AbortSignal, onPiece?: () => void): Promise<void> {
+  private async sendChunk (stream: Stream, header: Uint8Array, bytes: Uint8Array, signal: AbortSignal, onPiece?: () => void): Promise<boolean> {
     const head = lengthPrefixed(header)
     const piece = this.bucket == null ? WRITE_SIZE : SLICE_SIZE
     let first = true
+    let flushed = true
     for (let off = 0; off < bytes.length || first; off += piece) {
       const part = bytes.subarray(off, Math.min(bytes.length, off + piece))
       if (this.bucket != null) await this.bucket.take(part.length, signal)
       // The header goes out with the first piece, in one write (a list: no copy).
-      await send(stream, first ? new Uint8ArrayList(head, part) : part, signal)
+      if (!await send(stream, first ? new Uint8ArrayList(head, part) : part, signal)) flushed = false
       first = false
       onPiece?.()
       this.counters.servedBytes += part.length
     }
     this.counters.served++
+    return flushed && stream.writeBufferLength === 0
   }
 }
 
@@ -969,6 +984,8 @@ interface Job {
   code: '' | Refusal
   bitmap?: Uint8Array
   chunk?: Uint8Array
+  /** The serving pool's buffer `chunk` is a view of. */
+  pooled?: Uint8Array
   /** ANY: which chunk. */
   index?: number
   /** Frees the upload slot the request holds (idempotent). */
@@ -1578,9 +1595,10 @@ class FrameReader {
  * (rejecting on `close` or `signal`): at most about one write waits beyond the muxer's window.
  * `stream.onDrain()`, which resolves once and then forever in libp2p 3.3, is not used (FACTS.md).
  */
-async function send (stream: Stream, data: Uint8Array | Uint8ArrayList, signal?: AbortSignal): Promise<void> {
+/** Sends `data`, waiting for `drain` when the stream asks to. Resolves with whether it did not have to wait. */
+async function send (stream: Stream, data: Uint8Array | Uint8ArrayList, signal?: AbortSignal): Promise<boolean> {
   signal?.throwIfAborted()
-  if (stream.send(data)) return
+  if (stream.send(data)) return true
   await new Promise<void>((resolve, reject) => {
     const cleanup = (): void => {
       stream.removeEventListener('drain', onDrain)
@@ -1594,6 +1612,7 @@ async function send (stream: Stream, data: Uint8Array | Uint8ArrayList, signal?:
     stream.addEventListener('close', onClose)
     signal?.addEventListener('abort', onAbort)
   })
+  return false
 }
 
 function lengthPrefixed (msg: Uint8Array): Uint8Array {

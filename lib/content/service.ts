@@ -209,7 +209,8 @@ export class ContentService extends EventEmitter<ContentEvents> {
 function chunkSource (cs: ContentStore): ChunkSource {
   return {
     hasChunk: (hash) => cs.hasChunk(hash),
-    readChunk: async (hash) => await cs.readChunk(hash),
+    // Serving: the receiver verifies every chunk; bit rot is checked once per chunk and process.
+    readChunk: async (hash, into) => await cs.readChunk(hash, { verify: 'once', into }),
     writeChunk: async (hash, bytes) => { await cs.writeChunk(hash, bytes) },
     bitmap: (id) => cs.has(id) ? cs.bitmap(id) : undefined,
     markHave: async (id, index) => { await cs.markHave(id, index) }
