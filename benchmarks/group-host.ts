@@ -1,9 +1,11 @@
 /**
- * One process of the group benchmark (benchmarks/group.ts forks one per host, like real machines).
+ * One process of the group benchmark (benchmarks/group.ts forks one per host, like real machines,
+ * or one per few hosts with --hosts-per-process).
  *
  *   node dist/benchmarks/group-host.js host|raw|bare   (options as JSON in GROUP_HOST_OPTS)
  *
- * - `host`: one edgelink host (createHost) on one exact loopback IP.
+ * - `host`: the edgelink hosts (createHost) listed in `hosts`, each on its own exact loopback IP;
+ *           requests name one by its index `h`, its events carry `h`.
  * - `raw`:  a plain libp2p node with edgelink's stack (TCP + Noise + Yamux, identify, ping, the same
  *           gossipsub options) and no edgelink: the propagation and memory baseline.
  * - `bare`: Node doing nothing: the memory floor of the same binary.
@@ -14,7 +16,6 @@
  * Exits cleanly on a `stop` request, on SIGTERM, and when the parent goes away.
  */
 import crypto from 'node:crypto'
-import net from 'node:net'
 import { getHeapSpaceStatistics } from 'node:v8'
 // Types only here: modules are imported inside each mode, so `bare` loads nothing but Node itself.
 import type { GossipSub, Message } from '@libp2p/gossipsub'
@@ -26,6 +27,7 @@ import { serveIpc } from './ipc.ts'
 export const now = (): number => performance.timeOrigin + performance.now()
 
 type Request = { id: number, cmd: string } & Record<string, any>
+type Handlers = Record<string, (req: Request) => Promise<unknown>>
 
 // Counts signature verifications (libp2p's Ed25519 verify is one `crypto.verify` call): at idle
 // they are the gossipsub messages this host checks, duplicates included.
@@ -39,18 +41,11 @@ const opts: Record<string, any> = JSON.parse(process.env.GROUP_HOST_OPTS ?? '{}'
 // Real machines dial from their own address. On one machine the kernel gives every outgoing
 // loopback connection the source 127.0.0.1, so each host would see all the hosts that dialed it
 // as one IP, and gossipsub's IP-colocation penalty (weight -5 per surplus² above 10 peers per IP;
-// graylist at -80) makes it ignore all of them from 15 such peers on. Bind the source to this
-// host's own IP, as on separate machines; `sourceIp: undefined` (--shared-source-ip) keeps 127.0.0.1.
-if (typeof opts.sourceIp === 'string') {
-  const connect = net.connect
-  net.connect = ((...a: any[]) => {
-    const o = a[0]
-    if (o != null && typeof o === 'object' && o.localAddress == null && typeof o.host === 'string' && o.host.startsWith('127.')) a[0] = { ...o, localAddress: opts.sourceIp }
-    return (connect as any)(...a)
-  }) as typeof net.connect
-}
+// graylist at -80) makes it ignore all of them from 15 such peers on. So each host dials from its
+// own IP (`dialFrom`, a TCP localAddress), as on separate machines; the parent leaves it out for
+// --shared-source-ip.
 
-function send (msg: Record<string, unknown>): void {
+function sendRaw (msg: Record<string, unknown>): void {
   if (process.connected) {
     // With a callback, a channel closed meanwhile is reported there instead of as an 'error' event.
     try { process.send!(msg, undefined, {}, () => {}) } catch {}
@@ -81,11 +76,15 @@ function memory (): Record<string, unknown> {
 
 // ---------------------------------------------------------------- edgelink host
 
-async function runHost (): Promise<Record<string, (req: Request) => Promise<unknown>>> {
+/**
+ * One edgelink host of this process: its handlers. Its events carry `h`, its index here (a
+ * process may run several hosts: --hosts-per-process).
+ */
+async function runHost (hostOpts: HostOptions, index: number, perProcess: number): Promise<Handlers> {
   const { createHost } = await import('../lib/index.ts')
-  const h: Host = await createHost(opts.host as HostOptions)
-  stopFn = async () => { await h.stop() }
+  const h: Host = await createHost(hostOpts)
   const baseName = h.options.name
+  const send = (msg: Record<string, unknown>): void => { sendRaw({ ...msg, h: index }) }
 
   h.on('settings', s => {
     const seq = s.values.seq
@@ -104,6 +103,7 @@ async function runHost (): Promise<Record<string, (req: Request) => Promise<unkn
   })
 
   return {
+    stop: async () => { await h.stop() },
     info: async () => ({ id: h.id, addrs: h.multiaddrs.map(a => a.toString()), pid: process.pid }),
     token: async () => (await h.generateLinkToken({ fresh: true })).token,
     link: async (req) => {
@@ -127,7 +127,8 @@ async function runHost (): Promise<Record<string, (req: Request) => Promise<unkn
     },
     memory: async () => memory(),
     connections: async () => h.libp2p.getConnections().length,
-    counters: async () => ({ verifies, statusAccepted: (h as any).status.counters.received as number, connections: h.libp2p.getConnections().length }),
+    // Signature checks are counted per process: each host's share.
+    counters: async () => ({ verifies: verifies / perProcess, statusAccepted: (h as any).status.counters.received as number, connections: h.libp2p.getConnections().length }),
     // Why a row is not Healthy: connections, gossipsub topic peers and mesh, status counters.
     diag: async () => {
       const ps = h.libp2p.services.pubsub as GossipSub
@@ -153,7 +154,8 @@ async function runRaw (): Promise<Record<string, (req: Request) => Promise<unkno
   ])
   const node: Libp2p<{ pubsub: GossipSub }> = await createLibp2p({
     addresses: { listen: [`/ip4/${opts.ip as string}/tcp/0`] },
-    transports: [tcp()],
+    // @libp2p/tcp spreads dialOpts into net.connect's options (its type lists a subset).
+    transports: [tcp(typeof opts.sourceIp === 'string' ? { dialOpts: { localAddress: opts.sourceIp } as any } : {})],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: { denyDialMultiaddr: () => false },
@@ -171,7 +173,7 @@ async function runRaw (): Promise<Record<string, (req: Request) => Promise<unkno
   node.services.pubsub.addEventListener('message', (e: CustomEvent<Message>) => {
     const t = now()
     const sent = Number(dec.decode(e.detail.data))
-    send({ ev: 'raw', sent, t })
+    sendRaw({ ev: 'raw', sent, t })
   })
   return {
     info: async () => ({ id: node.peerId.toString(), addrs: node.getMultiaddrs().map(a => a.toString()), pid: process.pid }),
@@ -189,14 +191,31 @@ async function runRaw (): Promise<Record<string, (req: Request) => Promise<unkno
 
 // ---------------------------------------------------------------- main
 
-let handlers: Record<string, (req: Request) => Promise<unknown>>
+/** `host` mode: every host listed in `opts.hosts`, requests routed by their `h` (default 0). */
+async function runHosts (): Promise<Handlers> {
+  const list = opts.hosts as HostOptions[]
+  const hosts = await Promise.all(list.map(async (o, i) => await runHost(o, i, list.length)))
+  stopFn = async () => { await Promise.allSettled(hosts.map(async x => await x.stop({} as Request))) }
+  const handlers: Handlers = { memory: async () => memory() }
+  for (const cmd of Object.keys(hosts[0])) {
+    if (cmd === 'stop' || cmd === 'memory') continue
+    handlers[cmd] = async (req) => {
+      const x = hosts[Number(req.h ?? 0)]
+      if (x == null) throw new Error(`no host ${String(req.h)} in this process`)
+      return await x[cmd](req)
+    }
+  }
+  return handlers
+}
+
+let handlers: Handlers
 try {
-  handlers = mode === 'host' ? await runHost() : mode === 'raw' ? await runRaw() : { memory: async () => memory() }
+  handlers = mode === 'host' ? await runHosts() : mode === 'raw' ? await runRaw() : { memory: async () => memory() }
 } catch (err: any) {
-  send({ ev: 'fatal', error: String(err?.stack ?? err) })
+  sendRaw({ ev: 'fatal', error: String(err?.stack ?? err) })
   process.exit(1)
 }
 
-serveIpc(handlers, send, shutdown)
+serveIpc(handlers, sendRaw, shutdown)
 
-send({ ev: 'ready', mode, pid: process.pid })
+sendRaw({ ev: 'ready', mode, pid: process.pid })

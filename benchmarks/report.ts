@@ -43,7 +43,10 @@ export type ReportGroupSize =
     status: Latency & { lost: number }
     /** `all_ms_max` is Infinity (null in JSON) when some host never saw the kill. */
     failure?: { kills: unknown[], all_ms_max: number | null }
-    idle: { rss: { rss_mean_mb: number, rss_max_mb: number } }
+    idle: { rss: { rss_mean_mb: number, rss_max_mb: number }, cpu_pct_all_hosts?: number }
+    /** Hosts per Node process (absent or 1: one each); `processes` in all. */
+    hosts_per_process?: number
+    processes?: number
   }
   /** `stage: 'measure'`: the group formed, then a measurement broke (`error` says how). */
   | { formed: false, size: number, error?: unknown, stage?: unknown }
@@ -185,9 +188,12 @@ export function buildRows (r: ReportInput): Row[] {
         rows.push({ part: 'group', metric: `group of ${n} hosts`, value: null, unit: 'ms', ratio: null, met: false, note: why.slice(0, 200) })
         continue
       }
+      const shared = (s.hosts_per_process ?? 1) > 1
+        ? `${String(s.hosts_per_process)} hosts per process (${String(s.processes)} processes), idle load ${fmt((s.idle.cpu_pct_all_hosts ?? NaN) / 100)} cores`
+        : undefined
       for (const kind of ['settings', 'status'] as const) {
         const lat = s[kind]
-        const lost = lat.lost > 0 ? `${lat.lost} arrivals lost` : undefined
+        const lost = [lat.lost > 0 ? `${lat.lost} arrivals lost` : undefined, shared].filter(x => x != null).join('; ') || undefined
         rows.push(row({ part: 'group', metric: `${kind} propagation to every host, p50, N=${n}`, value: lat.p50, unit: 'ms', baseline: { label: 'raw gossipsub one hop, p50', value: hop?.p50 ?? null }, target: { op: '<=', value: TARGETS.propagation_p50_ms, unit: 'ms' }, extraOk: lat.lost === 0, note: lost }))
         rows.push(row({ part: 'group', metric: `${kind} propagation to every host, max, N=${n}`, value: lat.max, unit: 'ms', baseline: { label: 'raw gossipsub one hop, max', value: hop?.max ?? null }, target: { op: '<=', value: TARGETS.propagation_max_ms, unit: 'ms' }, extraOk: lat.lost === 0, note: lost }))
       }
@@ -205,6 +211,8 @@ export function buildRows (r: ReportInput): Row[] {
           note: all == null ? 'not every host saw a kill' : undefined
         }))
       }
+      // With hosts sharing a process, its RSS is not one host's: no row.
+      if (shared != null) continue
       const rss = s.idle.rss
       rows.push(row({
         part: 'group',
@@ -364,6 +372,12 @@ export function propagationSeries (r: ReportInput): Array<{ series: string, samp
   return out
 }
 
+/** How the plotted groups ran: one process per host, or how many shared one. */
+function processLayout (r: ReportInput): string {
+  const shared = Object.values(r.group?.sizes ?? {}).filter(s => s.formed && (s.hosts_per_process ?? 1) > 1)
+  return ['one process per host', ...shared.map(s => `N=${s.size}: ${String((s as { hosts_per_process?: number }).hosts_per_process)} per process`)].join(', ')
+}
+
 export async function propagationSvg (r: ReportInput): Promise<string> {
   const title = `edgelink ${r.version}: propagation latency to every host (CDF)`
   const series = propagationSeries(r)
@@ -378,7 +392,7 @@ export async function propagationSvg (r: ReportInput): Promise<string> {
     { ms: TARGETS.propagation_max_ms, label: `max target ${TARGETS.propagation_max_ms} ms`, at: 0.03 }
   ]
   return await render({
-    title: { text: title, subtitle: 'status and settings changes, one process per host; baseline: one gossipsub hop between two plain libp2p processes, same run' },
+    title: { text: title, subtitle: `status and settings changes, ${processLayout(r)}; baseline: one gossipsub hop between two plain libp2p processes, same run` },
     width: 640,
     height: 360,
     layer: [

@@ -36,10 +36,10 @@ export interface Sizes {
   swarm: Partial<content.ContentOptions>
 }
 
-/** About 6–7 minutes on 2 cores (the one-source baselines alone take 2 × 4 × the swarm's limit). */
+/** About 8–9 minutes on 2 cores (the one-source baselines alone take 2 × 4 × the swarm's limit; N=50 about 2.5). */
 export const FULL: Sizes = {
   link: { rounds: 15, twentyRuns: 3, followers: 20 },
-  group: { sizes: [10, 20], rounds: 15, kills: 3, serf: true, idleS: 8, variants: [] },
+  group: { sizes: [10, 50], rounds: 15, kills: 3, serf: true, idleS: 8, variants: [] },
   exchange: { mib: 128, chunkKiB: 1024, rounds: 2 },
   loopback: { mib: 256, rounds: 2, parts: ['loopback'] },
   swarm: { mib: 128, swarmMib: 128, hosts: 5, rate: 100, parts: ['netns'], oneSource: ['http', 'tcp'], singleTcp: true }

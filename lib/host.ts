@@ -8,7 +8,8 @@ import { identify } from '@libp2p/identify'
 import { peerIdFromMultihash, peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import * as Digest from 'multiformats/hashes/digest'
 import { ping } from '@libp2p/ping'
-import { tcp } from '@libp2p/tcp'
+import { tcp, type TCPSocketOptions } from '@libp2p/tcp'
+import type { TcpNetConnectOpts } from 'node:net'
 import { yamux } from '@libp2p/yamux'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -1469,7 +1470,7 @@ export class Host extends EventEmitter<HostEvents> {
       privateKey: this.key,
       start: false,
       addresses: { listen, ...(announce != null ? { announce } : {}) },
-      transports: [tcp()],
+      transports: [tcp(o.dialFrom != null ? { dialOpts: sourceAddress(o.dialFrom) } : {})],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       connectionGater: {
@@ -1573,4 +1574,13 @@ export async function createHost (options: HostOptions): Promise<Host> {
   const host = new Host(key, resolved)
   if (resolved.start) await host.start()
   return host
+}
+
+/**
+ * TCP dial options binding the source address. @libp2p/tcp spreads its `dialOpts` into
+ * `net.connect`'s options; its type lists only a subset of them.
+ */
+function sourceAddress (ip: string): TCPSocketOptions {
+  const opts: TCPSocketOptions & Pick<TcpNetConnectOpts, 'localAddress'> = { localAddress: ip }
+  return opts
 }

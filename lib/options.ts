@@ -1,4 +1,5 @@
 import { hostname } from 'node:os'
+import { isIP } from 'node:net'
 import { systemClock, type Clock } from './clock.ts'
 import { EdgelinkError } from './errors.ts'
 import type { Logger } from './logger.ts'
@@ -20,6 +21,12 @@ export interface HostOptions {
    * @default the listen address, or every non-loopback interface address when listening on a wildcard
    */
   advertise?: string[]
+  /**
+   * Source IP of the mesh connections this host opens (`localAddress` of its TCP dials), for a
+   * host with several addresses whose peers must see one of them. Dials to the other IP family
+   * then fail. @default the kernel's choice
+   */
+  dialFrom?: string
   /** Human name shown in the hosts table. @default the OS hostname */
   name?: string
   /** Port of this host's local API / Local UI, reported to the group as `localUIPort`. @default 5080 */
@@ -107,7 +114,7 @@ export interface HostOptions {
   version?: string
 }
 
-export type ResolvedOptions = Required<Omit<HostOptions, 'advertise'>> & { advertise: string[] }
+export type ResolvedOptions = Required<Omit<HostOptions, 'advertise' | 'dialFrom'>> & { advertise: string[], dialFrom?: string }
 
 export const DEFAULTS = {
   listen: ['0.0.0.0:7400'],
@@ -172,10 +179,12 @@ export function resolveOptions (options: HostOptions, version: string): Resolved
   }
   const listen = options.listen ?? [...DEFAULTS.listen]
   if (!Array.isArray(listen) || listen.length === 0) throw new EdgelinkError('INVALID_ARGUMENT', 'options.listen needs at least one address')
+  if (options.dialFrom != null && isIP(options.dialFrom) === 0) throw new EdgelinkError('INVALID_ARGUMENT', 'options.dialFrom must be an IP address')
   return {
     dataDir: options.dataDir,
     listen,
     advertise: options.advertise ?? [],
+    dialFrom: options.dialFrom,
     name: options.name ?? hostname(),
     apiPort,
     tokenTtl: positive('tokenTtl', options.tokenTtl, DEFAULTS.tokenTtl),

@@ -47,6 +47,15 @@ function fixture (): ReportInput {
           idle: { rss: { rss_mean_mb: 78, rss_max_mb: 79 } }
         },
         30: { formed: false, size: 30, stage: 'measure', error: 'failed after forming: h0: NOT_LEADER only the leader may do this' },
+        40: {
+          formed: true,
+          size: 40,
+          hosts_per_process: 7,
+          processes: 9,
+          settings: { p50: 150, max: 900, lost: 0, samples: [20, 150, 900] },
+          status: { p50: 50, max: 400, lost: 0, samples: [10, 50, 400] },
+          idle: { rss: { rss_mean_mb: 320, rss_max_mb: 420 }, cpu_pct_all_hosts: 178 }
+        },
         50: { formed: false, size: 50, error: 'linking 49 followers took over 99893 ms' }
       },
       serf: { runs: [{ size: 10, failed_all_ms: 6400 }, { size: 20, error: 'did not converge' }] }
@@ -148,11 +157,15 @@ describe('benchmark report', function () {
     expect(find(rows, 'RSS per idle host, mean, N=10')).to.include({ ratio: 1.2, met: false })
     expect(find(rows, 'RSS per idle host, mean, N=20')).to.include({ ratio: 0.78, met: true })
 
+    // Hosts sharing processes: said next to each figure, and no RSS row (a process is not a host).
+    expect(find(rows, 'settings propagation to every host, p50, N=40').note).to.equal('7 hosts per process (9 processes), idle load 1.78 cores')
+    expect(rows.some(r => r.metric === 'RSS per idle host, mean, N=40')).to.equal(false)
+
     // A group that did not form is a failed row, not a missing one.
     expect(find(rows, 'group of 50 hosts')).to.include({ value: null, met: false, note: 'did not form: linking 49 followers took over 99893 ms' })
     expect(find(rows, 'group of 30 hosts')).to.include({ value: null, met: false, note: 'failed after forming: h0: NOT_LEADER only the leader may do this' })
     // Sizes in order, whatever the object's key order.
-    expect(rows.filter(r => r.part === 'group').map(r => /N=(\d+)|of (\d+) hosts/.exec(r.metric)?.slice(1).find(x => x != null))).to.deep.equal([...Array(6).fill('10'), ...Array(6).fill('20'), '30', '50'])
+    expect(rows.filter(r => r.part === 'group').map(r => /N=(\d+)|of (\d+) hosts/.exec(r.metric)?.slice(1).find(x => x != null))).to.deep.equal([...Array(6).fill('10'), ...Array(6).fill('20'), '30', ...Array(4).fill('40'), '50'])
 
     // A ratio target compares the ratio: 288 / 320 = 0.9 ≥ 0.9.
     const sync = find(rows, 'content sync on loopback, host pair, 256 MiB, median', 'raw libp2p')
@@ -224,12 +237,13 @@ describe('benchmark report', function () {
     expect(p.root).to.equal('svg')
     expect(p.errors).to.equal(0)
     const texts = p.texts.join('\n')
-    for (const series of ['status N=10 (n=5)', 'settings N=10 (n=5)', 'status N=20 (n=4)', 'settings N=20 (n=4)', 'baseline: raw gossipsub hop (n=5)']) expect(texts).to.contain(series)
+    for (const series of ['status N=10 (n=5)', 'settings N=10 (n=5)', 'status N=20 (n=4)', 'settings N=20 (n=4)', 'status N=40 (n=3)', 'settings N=40 (n=3)', 'baseline: raw gossipsub hop (n=5)']) expect(texts).to.contain(series)
+    expect(texts).to.contain('one process per host, N=40: 7 per process')
     expect(texts).to.contain('p50 target 30 ms')
     expect(texts).to.contain('max target 100 ms')
     expect(texts).to.contain('edgelink 9.8.7: propagation latency to every host (CDF)')
     // One line per series.
-    expect((svg.match(/aria-roledescription="line mark"/g) ?? []).length).to.equal(5)
+    expect((svg.match(/aria-roledescription="line mark"/g) ?? []).length).to.equal(7)
   })
 
   it('draws the sync bars against the limit and the one-source baselines, as well-formed SVG', async () => {

@@ -3,12 +3,24 @@ import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ManualClock } from '../lib/clock.ts'
 import { TOKEN_PREFIX } from '../lib/link/token.ts'
-import { rejection, Testbed, waitFor } from './helpers.ts'
+import { loopbackIp, rejection, Testbed, waitFor } from './helpers.ts'
 
 describe('linking hosts (real libp2p over loopback)', function () {
   this.timeout(60_000)
   const bed = new Testbed()
   afterEach(async () => { await bed.teardown() })
+
+  it('dialFrom: the connections a host opens come from that address; a non-IP is refused', async () => {
+    const leader = await bed.host()
+    const ip = loopbackIp()
+    const follower = await bed.host({ listen: [`${ip}:0`], dialFrom: ip })
+    const { token } = await leader.generateLinkToken()
+    expect((await follower.link(token)).status).to.equal('Completed')
+    const seen = leader.libp2p.getConnections(follower.peerId).filter(c => c.direction === 'inbound')
+    expect(seen.length).to.be.above(0)
+    for (const c of seen) expect(c.remoteAddr.toString()).to.match(new RegExp(`^/ip4/${ip.replace(/\./g, '\\.')}/tcp/`))
+    expect((await rejection(() => bed.host({ dialFrom: 'not-an-ip' }))).code).to.equal('INVALID_ARGUMENT')
+  })
 
   it('links four hosts; every host sees the full table with the right roles', async () => {
     const hosts = await bed.group(4)
