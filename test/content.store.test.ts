@@ -12,6 +12,7 @@ import { hasBit } from '../lib/content/bitmap.ts'
 import { chunkTable, contentIdOf, decodeManifest, encodeManifest, parseManifest, uniqueChunks } from '../lib/content/manifest.ts'
 import { ContentStore, type ContentFs, type ContentStoreOptions } from '../lib/content/store.ts'
 import { MIN_CHUNK_SIZE, type Manifest } from '../lib/content/types.ts'
+import { waitFor } from './helpers.ts'
 
 const execFile = promisify(execFileCb)
 const KiB = 1024
@@ -230,6 +231,30 @@ describe('content store', function () {
       expect(await cs.gc()).to.equal(0)
       expect(await cs.removeManifest(b.id)).to.equal(true)
       expect(await cs.removeManifest(b.id)).to.equal(false)
+      expect(await chunkFiles(cs)).to.have.length(0)
+    })
+
+    it('lists removed content until its chunk files are gone', async () => {
+      let release!: () => void
+      const held = new Promise<void>(resolve => { release = resolve })
+      let rmCalls = 0
+      const fs = {
+        ...fsp,
+        rm: async (path: string, o?: any) => {
+          if (String(path).includes('/chunks/')) { rmCalls++; await held }
+          await fsp.rm(path, o)
+        }
+      } as unknown as ContentFs
+      const cs = await contentStore('data', { fs })
+      const { manifest, id } = await cs.importPath(await file('f', randomBytes(3 * CS)))
+      await cs.addManifest(id, manifest, 'u')
+      const removing = cs.removeManifest(id)
+      await waitFor(() => rmCalls > 0, 5_000, 'a chunk file being deleted')
+      // Files still on disk: still listed.
+      expect(cs.list().map(c => c.id)).to.deep.equal([id])
+      release()
+      expect(await removing).to.equal(true)
+      expect(cs.list()).to.deep.equal([])
       expect(await chunkFiles(cs)).to.have.length(0)
     })
 

@@ -381,9 +381,13 @@ export class ContentStore {
         if (n === 0) freed.push(entry.hashes[i])
       }
       await this.store.deleteContent(id, next)
-      this.entries.delete(id)
-      // A crash from here on leaves unreferenced chunk files, which gc() removes; never a dangling reference.
-      await this.deleteFiles(freed)
+      // A crash from here on leaves unreferenced chunk files, which gc() removes; never a dangling
+      // reference. The content stays listed until its files are gone: "removed" means removed.
+      try {
+        await this.deleteFiles(freed)
+      } finally {
+        this.entries.delete(id)
+      }
       return true
     })
   }
