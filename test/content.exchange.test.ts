@@ -331,6 +331,25 @@ describe('content exchange', function () {
     for (const f of fetchers) expect(f.exchange.counters.served).to.be.greaterThan(0)
   })
 
+  it('a peer that did not know the content when asked is watched back as soon as it watches us', async () => {
+    const c = randomContent(8 * MiB, 128 * KiB)
+    const src = await peer(new MemorySource(), { uploadRate: 2 * MiB })
+    src.source.add(c, true)
+    // Refreshes a minute apart: only the watch-back can tell `a` what `b` holds within the test.
+    const a = await peer(undefined, { bitmapRefresh: 60_000 })
+    const b = await peer(undefined, { bitmapRefresh: 60_000 })
+    a.source.add(c)
+    await connectAll(src, a, b)
+    const fetchA = a.exchange.fetch(c.id, c.hashes, c.sizes)
+    // `a` asked `b` at its start and heard NOT_FOUND: `b` has not registered the content yet.
+    await waitFor(() => a.exchange.counters.received > 0, 10_000, 'a under way')
+    b.source.add(c)
+    await Promise.all([fetchA, b.exchange.fetch(c.id, c.hashes, c.sizes)])
+    expect(a.source.complete(c) && b.source.complete(c)).to.equal(true)
+    // `a` fetched from `b`: it learned `b`'s chunks long before its next refresh.
+    expect(b.exchange.counters.servedBytes).to.be.above(0)
+  })
+
   it('a peer sending corrupt chunks is dropped after maxBadChunks; the honest peer completes the content', async () => {
     const c = randomContent(2 * MiB, 64 * KiB)
     const honest = await peer()

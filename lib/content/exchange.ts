@@ -506,6 +506,19 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
     })
   }
 
+  /**
+   * A peer watching a content this host downloads knows that content now: watch it back at once.
+   * It may have answered this host's own WATCH with NOT_FOUND a moment ago (it had not registered
+   * the manifest yet), and the next refresh is up to `bitmapRefresh` away: a second of relays lost
+   * at the start of every download, when they matter most.
+   */
+  private watchBack (contentId: string, id: string, peer: PeerId): void {
+    const run = this.runs.get(contentId)
+    if (run == null || run.finished || run.swarm == null || run.watches.has(id) || !run.swarm.wantsBitmap(id)) return
+    run.peerIds.set(id, peer)
+    this.watch(run, id, peer)
+  }
+
   private onWatchMessage (run: Run, peer: string, res: ContentResponse): void {
     const swarm = run.swarm as Swarm
     if (res.code === 'NOT_FOUND') {
@@ -816,6 +829,7 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
         dog.kick()
         if (first && req !== 'invalid' && req.op === 'WATCH' && isChunkHash(req.contentId)) {
           dog.stop()
+          this.watchBack(req.contentId, peer, conn.remotePeer)
           await this.serveWatch(stream, reader, req.contentId)
           return
         }
