@@ -1608,8 +1608,8 @@ class FrameReader {
  * `stream.send`, then, when the stream reports a full buffer, a wait for its `drain` event
  * (rejecting on `close` or `signal`): at most about one write waits beyond the muxer's window.
  * `stream.onDrain()`, which resolves once and then forever in libp2p 3.3, is not used (FACTS.md).
+ * Resolves with whether the stream took `data` without having to wait.
  */
-/** Sends `data`, waiting for `drain` when the stream asks to. Resolves with whether it did not have to wait. */
 async function send (stream: Stream, data: Uint8Array | Uint8ArrayList, signal?: AbortSignal): Promise<boolean> {
   signal?.throwIfAborted()
   if (stream.send(data)) return true
