@@ -8,7 +8,7 @@ import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { waitFor } from './helpers.ts'
-import { AgentProc, cleanEnv, cli, expectRefusal, Fleet, ROOT, run, waitForGroup } from './agent.procs.ts'
+import { AgentProc, cleanEnv, cli, expectRefusal, Fleet, fleetHooks, ROOT, run, waitForGroup } from './agent.procs.ts'
 
 describe('agent CLI: a group of real agent processes', function () {
   this.timeout(30_000)
@@ -123,9 +123,7 @@ describe('agent CLI: a group of real agent processes', function () {
 
 describe('agent CLI: usage errors, no agent, the launcher', function () {
   this.timeout(20_000)
-  const fleet = new Fleet()
-
-  after(async () => { await fleet.teardown() })
+  const fleet = fleetHooks()
 
   it('exits 2 on usage errors', async () => {
     for (const args of [['bogus'], ['link'], ['token', 'frob'], ['hosts', '--bogus'], ['agent', '--api', 'nonsense'], ['agent', '--advertise', 'not-an-ip'], []]) {

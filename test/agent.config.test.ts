@@ -13,7 +13,7 @@ import { expect } from 'chai'
 import { FILE_KEYS, option, type SettingName } from '../agent/config.ts'
 import { decodeToken } from '../lib/index.ts'
 import { loopbackIp, waitFor } from './helpers.ts'
-import { AgentProc, cleanEnv, cli, CLI, expectRefusal, Fleet, freePort, ROOT, run, waitForGroup } from './agent.procs.ts'
+import { AgentProc, cleanEnv, cli, CLI, expectRefusal, fleetHooks, freePort, ROOT, run, waitForGroup } from './agent.procs.ts'
 
 /** An agent started with exactly these arguments and variables (plus its data dir). */
 class ConfiguredAgent extends AgentProc {
@@ -69,11 +69,7 @@ function sampleSettings (dir: string): Record<string, { text: string, json: unkn
 
 describe('agent settings: flags, EDGELINK_* variables and the config file', function () {
   this.timeout(60_000)
-  const fleet = new Fleet()
-  after(async function () {
-    this.timeout(20_000)
-    await fleet.teardown()
-  })
+  const fleet = fleetHooks()
 
   it('`agent --help` tells where the config file is, its keys and the precedence', async () => {
     const r = await cli('agent', '--help')
@@ -200,11 +196,7 @@ describe('agent settings: flags, EDGELINK_* variables and the config file', func
 
 describe('agent daemon: JSON logs without secrets, SIGINT, the systemd unit', function () {
   this.timeout(60_000)
-  const fleet = new Fleet()
-  after(async function () {
-    this.timeout(20_000)
-    await fleet.teardown()
-  })
+  const fleet = fleetHooks()
 
   it('logs JSON lines on a pipe, never the API secret or a link token, and stops cleanly on SIGINT with nothing lost', async () => {
     const agents: ConfiguredAgent[] = []

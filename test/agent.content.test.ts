@@ -14,7 +14,7 @@ import { expect } from 'chai'
 import type { ContentRow } from '../agent/content.ts'
 import { SseParser } from '../agent/client.ts'
 import { chunkFiles, waitFor } from './helpers.ts'
-import { AgentProc, CLI, cleanEnv, expectRefusal, Fleet, run, waitForGroup } from './agent.procs.ts'
+import { AgentProc, cleanEnv, CLI, expectRefusal, Fleet, fleetHooks, run, waitForGroup } from './agent.procs.ts'
 
 const exec = promisify(execFile)
 const json = { 'content-type': 'application/json' }
@@ -264,11 +264,7 @@ describe('agent CLI and API: content across three agents', function () {
 
 describe('agent: kill -9 during a content transfer', function () {
   this.timeout(90_000)
-  const fleet = new Fleet()
-  after(async function () {
-    this.timeout(20_000)
-    await fleet.teardown()
-  })
+  const fleet = fleetHooks()
 
   it('a follower killed mid-transfer resumes from its verified chunks on restart and never fetches them again', async () => {
     const SIZE = 48 * MiB
@@ -331,8 +327,7 @@ describe('agent: kill -9 during a content transfer', function () {
 
 describe('agent CLI: the content commands without an agent', function () {
   this.timeout(20_000)
-  const fleet = new Fleet()
-  after(async () => { await fleet.teardown() })
+  const fleet = fleetHooks()
 
   it('documents every content command with examples and exits 1 when no agent runs', async () => {
     const dir = await fleet.dir()

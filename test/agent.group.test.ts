@@ -10,7 +10,7 @@ import type { Command } from 'commander'
 import { buildProgram } from '../agent/cli.ts'
 import type { HostRow } from '../lib/index.ts'
 import { waitFor } from './helpers.ts'
-import { CLI, cleanEnv, cli, expectRefusal, Fleet, waitForGroup, type AgentProc } from './agent.procs.ts'
+import { cleanEnv, CLI, cli, expectRefusal, Fleet, fleetHooks, waitForGroup, type AgentProc } from './agent.procs.ts'
 
 const json = { 'content-type': 'application/json' }
 
@@ -211,8 +211,7 @@ describe('agent CLI and API: settings, cluster and leadership across three agent
 
 describe('agent CLI: the group commands without an agent', function () {
   this.timeout(20_000)
-  const fleet = new Fleet()
-  after(async () => { await fleet.teardown() })
+  const fleet = fleetHooks()
 
   it('exits 2 on usage errors and documents every command with examples', async () => {
     const usage = [

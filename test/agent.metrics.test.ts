@@ -11,7 +11,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { expect } from 'chai'
 import { createMetrics } from '../agent/metrics.ts'
 import { craftDocument, gossip, rejection, Testbed, waitFor } from './helpers.ts'
-import { AgentProc, Fleet, waitForGroup } from './agent.procs.ts'
+import { AgentProc, Fleet, fleetHooks, waitForGroup } from './agent.procs.ts'
 
 // ------------------------------------------------------------ the text format
 
@@ -259,11 +259,7 @@ describe('agent metrics: /metrics on real agent processes', function () {
 
 describe('agent metrics: a scrape-only secret (--metrics-secret-file)', function () {
   this.timeout(60_000)
-  const fleet = new Fleet()
-  after(async function () {
-    this.timeout(20_000)
-    await fleet.teardown()
-  })
+  const fleet = fleetHooks()
 
   it('reads /metrics with the metrics secret and nothing else; the API secret still reads everything', async () => {
     const dir = await fleet.dir()

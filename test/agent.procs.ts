@@ -189,6 +189,16 @@ export class AgentProc {
 }
 
 /** Every agent and temp dir a test file made, so one `after` removes them all, even on failure. */
+/** A Fleet whose agents are stopped after the calling `describe`'s tests (given 20 s to stop). */
+export function fleetHooks (): Fleet {
+  const fleet = new Fleet()
+  after(async function () {
+    this.timeout(20_000)
+    await fleet.teardown()
+  })
+  return fleet
+}
+
 export class Fleet {
   readonly agents: AgentProc[] = []
   readonly dirs: string[] = []

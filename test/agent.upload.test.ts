@@ -14,7 +14,7 @@ import { expect } from 'chai'
 import { chromium } from 'playwright-core'
 import type { ContentRow } from '../agent/content.ts'
 import { SseParser } from '../agent/client.ts'
-import { waitFor } from './helpers.ts'
+import { sha256, waitFor } from './helpers.ts'
 import { type AgentProc, Fleet, waitForGroup } from './agent.procs.ts'
 
 const LINK = '/v1/edge-mgmt/edgehosts/current/link'
@@ -25,7 +25,6 @@ const CHROMIUM = '/usr/bin/chromium'
 /** EDGELINK_TEST_NO_TMPFS=1 skips the full-disk test where a tmpfs cannot be mounted (not root). */
 const NO_TMPFS = 'EDGELINK_TEST_NO_TMPFS'
 
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 /** Everything under `<data-dir>/uploads`, relative path → size; empty when the dir does not exist. */
 async function uploadsLeft (a: AgentProc): Promise<Record<string, number>> {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { expect } from 'chai'
@@ -16,11 +16,10 @@ import { ContentRequest, ContentResponse } from '../lib/content/content.ts'
 import { CONTENT_PROTOCOL, ContentExchange, sendSlices, type ChunkSource, type ExchangeOptions, type ExchangeProgress } from '../lib/content/exchange.ts'
 import { Swarm } from '../lib/content/swarm.ts'
 import { TokenBucket } from '../lib/content/throttle.ts'
-import { loopbackIp, rejection, waitFor } from './helpers.ts'
+import { loopbackIp, rejection, sha256, waitFor } from './helpers.ts'
 
 const KiB = 1024
 const MiB = 1024 * 1024
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 const quiet: Logger = { debug () {}, info () {}, warn () {}, error () {}, child () { return quiet } }
 

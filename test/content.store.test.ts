@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import fc from 'fast-check'
 import { execFile as execFileCb, execFileSync } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import * as fsp from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,14 +12,13 @@ import { hasBit } from '../lib/content/bitmap.ts'
 import { chunkTable, contentIdOf, decodeManifest, encodeManifest, parseManifest, uniqueChunks } from '../lib/content/manifest.ts'
 import { ContentStore, type ContentFs, type ContentStoreOptions } from '../lib/content/store.ts'
 import { MIN_CHUNK_SIZE, type Manifest } from '../lib/content/types.ts'
-import { waitFor } from './helpers.ts'
+import { sha256, waitFor } from './helpers.ts'
 
 const execFile = promisify(execFileCb)
 const KiB = 1024
 const MiB = 1024 * 1024
 const CS = 64 * KiB
 
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 async function codeOf (fn: () => unknown): Promise<string> {
   try {

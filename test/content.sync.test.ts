@@ -1,14 +1,13 @@
 import { expect } from 'chai'
-import { randomBytes, createHash } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { readFile, writeFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { contentIdOf, encodeManifest } from '../lib/content/manifest.ts'
 import type { Manifest } from '../lib/content/types.ts'
-import { craftDocument, gossip, rejection, tempDir, Testbed, waitFor } from './helpers.ts'
+import { craftDocument, gossip, rejection, sha256, tempDir, Testbed, waitFor } from './helpers.ts'
 
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
 describe('content sync across a group (real libp2p over loopback)', function () {
   this.timeout(60_000)
@@ -31,7 +30,7 @@ describe('content sync across a group (real libp2p over loopback)', function () 
     for (const h of [f1, f2]) {
       const out = join(dir, `out-${h.id.slice(-4)}`)
       await h.exportContent(info.id, out)
-      expect(sha(await readFile(out))).to.equal(sha(data))
+      expect(sha256(await readFile(out))).to.equal(sha256(data))
     }
     expect(progress.length).to.be.greaterThan(0)
     await waitFor(() => hosts.every(h => h.hosts().every(r => r.contentSyncStatus === 'Synced')), 5_000, 'Synced everywhere')

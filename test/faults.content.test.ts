@@ -7,15 +7,14 @@
  * the inodes of its chunk files (a chunk fetched again would be written to a new file and renamed
  * over the old one). Every host ends with the content byte-identical.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
-import { chunkFiles } from './helpers.ts'
+import { chunkFiles, sha256 } from './helpers.ts'
 import { faultBedHooks, poll } from './testbed/agents.ts'
 
 const MiB = 1024 * 1024
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 
 describe('faults: a host killed during content sync', function () {

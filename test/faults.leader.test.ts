@@ -5,14 +5,14 @@
  * and after it returns deposed; what a leader wrote before it died is not lost, neither for the
  * hosts that were up nor for one that was down or links only afterwards.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { expectRefusal } from './agent.procs.ts'
 import { describeViews, faultBedHooks, leaderClaims, poll, sleep, splitTerms, viewOf, waitConverged, type NsAgent, type View } from './testbed/agents.ts'
+import { sha256 } from './helpers.ts'
 
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 /** Waits until every agent of `live` shows one common leader other than the `not` ids, and returns it. */
 async function electedAmong (live: NsAgent[], not: string[], ms: number): Promise<string> {

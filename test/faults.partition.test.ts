@@ -4,13 +4,13 @@
  * recovery (Unreachable, then Healthy again; one leader) and that nothing is lost (every change
  * made meanwhile reaches every host, by anti-entropy where gossip could not carry it).
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { describeViews, faultBedHooks, leaderClaims, poll, Recorder, splitTerms, viewOf, waitConverged, type View } from './testbed/agents.ts'
+import { sha256 } from './helpers.ts'
 
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 describe('faults: network', function () {
   this.timeout(150_000)

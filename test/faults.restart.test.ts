@@ -4,14 +4,14 @@
  * settings, its content — read from its own disk (it restarts with its cable pulled, so nothing
  * can reach it from the group), then rejoins and receives what changed while it was dead.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { faultBedHooks, poll, viewOf, describeViews, waitConverged, type View } from './testbed/agents.ts'
+import { sha256 } from './helpers.ts'
 
 const MiB = 1024 * 1024
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 describe('faults: a follower killed with SIGKILL and restarted', function () {
   this.timeout(120_000)

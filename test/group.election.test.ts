@@ -5,6 +5,7 @@ import {
   ElectionCore, quorum, ELECTION_TIMEOUT_MAX, ELECTION_TIMEOUT_MIN,
   type ElectionOptions, type ElectionOutput, type ElectionState, type RosterView, type Transfer, type VoteReply, type VoteRequest
 } from '../lib/group/election.ts'
+import { rng } from './helpers.ts'
 
 const [A, B, C, D, E] = ['a', 'b', 'c', 'd', 'e']
 const MIN = ELECTION_TIMEOUT_MIN
@@ -510,18 +511,6 @@ describe('group election: one voter under arbitrary requests (property)', () => 
 
 // ------------------------------------------------------------------ simulation
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function prng (seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6D2B79F5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 interface Ev { at: number, seq: number, fn: () => void }
 
 /** A binary min-heap on (at, seq): events at the same instant run in the order they were made. */
@@ -618,7 +607,7 @@ const MAX_DELAY = 150
  * violated invariant, with the seed and the last events.
  */
 function simulate (cfg: SimConfig): SimResult {
-  const rnd = prng(cfg.seed)
+  const rnd = rng(cfg.seed)
   const q = new Queue()
   let now = 0
   const trace: string[] = []

@@ -12,6 +12,23 @@ import { PRESETS } from '../lib/options.ts'
 
 let nextIp = 10
 
+/** SHA-256 of `bytes`, hex. */
+export function sha256 (bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+/** A small seeded PRNG (mulberry32): the same sequence for the same seed everywhere, so a randomised run replays from its seed. */
+export function rng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
 /** A fresh loopback IP (127.0.1.10, 127.0.1.11, …) so every test host has an address of its own. */
 export function loopbackIp (): string {
   const n = nextIp++

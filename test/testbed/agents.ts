@@ -18,7 +18,7 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { GroupSettings, HostRow } from '../../lib/index.ts'
 import { AgentProc, CLI, cleanEnv, type Run } from '../agent.procs.ts'
-import { tempDir } from '../helpers.ts'
+import { rng, tempDir } from '../helpers.ts'
 import { createTestbed, requireNetns, type NetnsHost, type Testbed, type TestbedOptions } from './netns.ts'
 
 /** Every agent meshes on this port of its namespace's address. */
@@ -432,19 +432,7 @@ export class Recorder {
   }
 }
 
-/** A small seeded PRNG (mulberry32), so a chaos run can be replayed from its printed seed. */
-export function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-export { sleep }
+export { rng, sleep }
 
 /**
  * The hooks every fault suite needs, registered in the calling `describe`: network namespaces
