@@ -94,6 +94,8 @@ describe('group state over gossip (real libp2p over loopback)', function () {
       await leader.updateSettings(['registryMirror=mirror.local:5000'])
       const back = await bed.host({ dataDir, listen: [`${addr[2]}:${addr[4]}`] })
       await waitFor(() => back.settings().registryMirror === 'mirror.local:5000' && back.settings().values.while === 'down', 10_000, 'caught up')
+      // f1 was up all along: gossip brings it the same versions (asynchronously, so waited for too).
+      await waitFor(() => f1.settings().registryMirror === 'mirror.local:5000' && f1.settings().values.while === 'down', 10_000, 'f1 has them too')
       expect(f1.settings().registryMirror).to.equal('mirror.local:5000')
     })
 
