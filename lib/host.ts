@@ -1503,12 +1503,16 @@ export class Host extends EventEmitter<HostEvents> {
           // the real one.
           fastMsgIdFn: (msg) => createHash('sha256').update(msg.from ?? EMPTY).update(msg.seqno ?? EMPTY).update(msg.data ?? EMPTY).update(msg.signature ?? EMPTY).update(msg.topic).digest('base64'),
           // The group is a full mesh and floodPublish already sends every message to every member
-          // directly, so mesh forwarding only adds copies: a small mesh keeps a path around a
-          // missing connection without making every host handle each message seven times.
-          D: 3,
-          Dlo: 2,
-          Dhi: 5,
-          Dout: 1,
+          // directly, so mesh forwarding would only add copies (with D = 3, each host handled every
+          // message about four times, and forwarding was two fifths of an idle host's CPU). No
+          // mesh, then: a member that missed a message (no connection to its author yet, a frame
+          // lost with a dropped connection) learns its id from the IHAVE gossip each heartbeat
+          // sends to a quarter of the peers (at least Dlazy) and pulls it with IWANT; documents
+          // are also covered by anti-entropy.
+          D: 0,
+          Dlo: 0,
+          Dhi: 0,
+          Dout: 0,
           Dlazy: 3,
           // Every peer passed the members-only gater; on one machine or behind one NAT, many
           // members share an IP, which gossipsub would otherwise penalise as a Sybil attack.

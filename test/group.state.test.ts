@@ -115,6 +115,26 @@ describe('group state over gossip (real libp2p over loopback)', function () {
       await waitFor(() => hosts.every(h => h.settings().values.side === 'a2'), 10_000, 'converged after heal')
     })
 
+    it('a host with no connection to the author still gets its broadcasts, through gossip', async () => {
+      // No anti-entropy within the test: what arrives came through gossip (IHAVE, then IWANT).
+      const [leader, f1, f2] = await bed.group(3, { syncInterval: 600_000 })
+      const leaderName = leader.hosts().find(r => r.id === leader.id)!.config.name
+      // Cut only the leader–f2 link; both still reach f1.
+      leader.partitioned = (peer: string) => peer === f2.id
+      f2.partitioned = (peer: string) => peer === leader.id
+      await leader.libp2p.hangUp(f2.peerId).catch(() => {})
+      await waitFor(() => leader.libp2p.getConnections(f2.peerId).length === 0 && f2.libp2p.getConnections(leader.peerId).length === 0, 5_000, 'leader and f2 apart')
+      await leader.updateSettings(['values.via=gossip'])
+      await waitFor(() => f2.settings().values.via === 'gossip', 5_000, 'settings reached f2 without a connection to the leader')
+      expect(f1.settings().values.via).to.equal('gossip')
+      expect(leader.libp2p.getConnections(f2.peerId)).to.have.length(0)
+      // Status heartbeats take the same way (f2 shows the leader Unreachable, having no connection
+      // to it, but still knows its newest status).
+      const before = f2.hosts().find(r => r.id === leader.id)!.lastSeen
+      await waitFor(() => f2.hosts().find(r => r.id === leader.id)!.lastSeen > before, 5_000, 'a newer leader heartbeat at f2')
+      expect(f2.hosts().find(r => r.id === leader.id)!.config.name).to.equal(leaderName)
+    })
+
     it('a document too large for a gossip message travels by reference', async () => {
       const [leader, f1] = await bed.group(2)
       const big = 'x'.repeat(60_000)
