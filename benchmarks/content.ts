@@ -31,10 +31,10 @@ import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import type { ParseArgsOptionsConfig } from 'node:util'
 import { createTestbed, netnsAvailable, type Testbed } from '../test/testbed/netns.ts'
 import { IpcChild } from './ipc.ts'
-import { environment, loopbackIp, median, sleep, table, TempDirs, writeResult } from './lib.ts'
+import { environment, loopbackIp, median, parseBenchArgs, sleep, table, TempDirs, writeResult } from './lib.ts'
 
 /** Interval of the per-cable traffic samples in part 2, in ms. */
 const SAMPLE_MS = 250
@@ -537,28 +537,75 @@ function printTable (result: ContentResult): void {
   if (rows.length > 1) process.stderr.write(table(rows) + '\n')
 }
 
+/** The command line's options (parseArgs, node:util); every one is in USAGE. */
+export const CLI_OPTIONS = {
+  mib: { type: 'string', default: String(CONTENT_DEFAULTS.mib) },
+  /** Size of the namespace part, in MiB (default: --mib). */
+  'swarm-mib': { type: 'string', default: '' },
+  rounds: { type: 'string', default: String(CONTENT_DEFAULTS.rounds) },
+  hosts: { type: 'string', default: String(CONTENT_DEFAULTS.hosts) },
+  rate: { type: 'string', default: String(CONTENT_DEFAULTS.rate) },
+  /** Write size of the raw libp2p baseline, in KiB. */
+  'raw-write': { type: 'string', default: String(CONTENT_DEFAULTS.rawWriteKiB) },
+  only: { type: 'string', default: '' },
+  /** Which loopback measurements to run (comma-separated): sync, raw, tcp. */
+  kinds: { type: 'string', default: CONTENT_DEFAULTS.kinds.join(',') },
+  /** Write a CPU profile of both loopback hosts for each measurement into this directory. */
+  profile: { type: 'string', default: '' },
+  /** Which one-source baselines part 2 runs (comma-separated): http, tcp; '' for none. */
+  'one-source': { type: 'string', default: CONTENT_DEFAULTS.oneSource.join(',') },
+  /** Skip the one-source baselines of part 2 (each takes about hosts − 1 times the limit). */
+  'no-baseline': { type: 'boolean', default: false }
+} satisfies ParseArgsOptionsConfig
+
+export const USAGE = `usage: npm run bench:content -- [options]
+       node dist/benchmarks/content.js [options]     (after npm run build)
+
+Content sync benchmark, with its baselines measured in the same run, in two parts:
+  loopback  one host pair, two processes (benchmarks/content-host.ts), no shaping: the leader adds
+            --mib MiB, the follower syncs it (verifying every chunk), next to a raw libp2p stream
+            on the same connection and raw TCP between the same two processes; --rounds rounds
+            in a rotating order, medians.
+  netns     --hosts hosts in network namespaces, every cable shaped to --rate Mbit/s: the time
+            until every follower holds the leader's content, next to the physical limit (size ÷
+            rate), to one-source distribution (every follower downloading from the leader at
+            once, over HTTP and over TCP) and to one TCP download on an otherwise idle cable.
+            Needs Linux, root and iproute2; without them it is skipped, loudly, and the command
+            exits 1.
+
+options:
+  --mib N            content size of the loopback part, in MiB (default ${CONTENT_DEFAULTS.mib})
+  --swarm-mib N      content size of the netns part, in MiB (default: --mib)
+  --rounds N         loopback rounds, each runs every measurement of --kinds once (default ${CONTENT_DEFAULTS.rounds})
+  --hosts N          hosts in the netns part, one leader and the rest followers (default ${CONTENT_DEFAULTS.hosts})
+  --rate MBIT        every cable's rate in the netns part, in Mbit/s (default ${CONTENT_DEFAULTS.rate})
+  --raw-write KIB    write size of the raw libp2p baseline, in KiB (default ${CONTENT_DEFAULTS.rawWriteKiB})
+  --only PART        run only one part: loopback or netns (default: both)
+  --kinds LIST       loopback measurements to run, comma-separated, of sync, raw, tcp
+                     (default ${CONTENT_DEFAULTS.kinds.join(',')})
+  --profile DIR      write a CPU profile of both loopback hosts for each measurement into DIR
+                     (default: none)
+  --one-source LIST  one-source baselines of the netns part, comma-separated, of http, tcp; '' for
+                     none; each takes about hosts − 1 times the limit (default ${CONTENT_DEFAULTS.oneSource.join(',')})
+  --no-baseline      skip the one-source baselines of the netns part, whatever --one-source says
+                     (default off)
+  -h, --help         print this help and exit
+
+Environment: CONTENT_HOST_NODE_FLAGS, Node flags for the host processes (to profile them, say).
+
+Output: one JSON object on stdout (also written to benchmarks/results/content-latest.json);
+progress and a table on stderr.
+
+Targets: loopback sync ≥ ${TARGETS.loopback_ratio_to_raw_libp2p} × raw libp2p; netns, every follower complete ≤ ${TARGETS.netns_ratio_to_limit} × the
+physical limit.
+
+Exits 0 also when a target is missed (\`pass\` in the JSON says so), 1 when the benchmark itself
+fails or the netns part was asked for and skipped, 2 on a bad command line. Children and
+namespaces are removed at the end, also on failure and on Ctrl-C.
+`
+
 if (import.meta.main) {
-  const { values: args } = parseArgs({
-    options: {
-      mib: { type: 'string', default: String(CONTENT_DEFAULTS.mib) },
-      /** Size of the namespace part, in MiB (default: --mib). */
-      'swarm-mib': { type: 'string', default: '' },
-      rounds: { type: 'string', default: String(CONTENT_DEFAULTS.rounds) },
-      hosts: { type: 'string', default: String(CONTENT_DEFAULTS.hosts) },
-      rate: { type: 'string', default: String(CONTENT_DEFAULTS.rate) },
-      /** Write size of the raw libp2p baseline, in KiB. */
-      'raw-write': { type: 'string', default: String(CONTENT_DEFAULTS.rawWriteKiB) },
-      only: { type: 'string', default: '' },
-      /** Which loopback measurements to run (comma-separated): sync, raw, tcp. */
-      kinds: { type: 'string', default: CONTENT_DEFAULTS.kinds.join(',') },
-      /** Write a CPU profile of both loopback hosts for each measurement into this directory. */
-      profile: { type: 'string', default: '' },
-      /** Which one-source baselines part 2 runs (comma-separated): http, tcp; '' for none. */
-      'one-source': { type: 'string', default: CONTENT_DEFAULTS.oneSource.join(',') },
-      /** Skip the one-source baselines of part 2 (each takes about hosts − 1 times the limit). */
-      'no-baseline': { type: 'boolean', default: false }
-    }
-  })
+  const { values: args } = parseBenchArgs(USAGE, { options: CLI_OPTIONS })
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => { void abort().finally(() => process.exit(130)) })
   }

@@ -12,7 +12,7 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import { parseArgs } from 'node:util'
+import type { ParseArgsOptionsConfig } from 'node:util'
 import { noise } from '@chainsafe/libp2p-noise'
 import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
@@ -25,7 +25,7 @@ import { EdgelinkError } from '../lib/errors.ts'
 import type { Logger } from '../lib/logger.ts'
 import { newBitmap, setBit } from '../lib/content/bitmap.ts'
 import { ContentExchange, sendSlices, type ChunkSource } from '../lib/content/exchange.ts'
-import { environment, median, table, writeResult } from './lib.ts'
+import { environment, median, parseBenchArgs, table, writeResult } from './lib.ts'
 
 export interface ExchangeOptions {
   mib: number
@@ -199,16 +199,39 @@ function printTable (result: ExchangeResult): void {
   ]) + '\n')
 }
 
+/** The command line's options (parseArgs, node:util); every one is in USAGE. */
+export const CLI_OPTIONS = {
+  role: { type: 'string', default: 'fetcher' },
+  mib: { type: 'string', default: String(EXCHANGE_DEFAULTS.mib) },
+  chunk: { type: 'string', default: String(EXCHANGE_DEFAULTS.chunkKiB) },
+  rounds: { type: 'string', default: String(EXCHANGE_DEFAULTS.rounds) },
+  ppc: { type: 'string', default: String(EXCHANGE_DEFAULTS.perPeerConcurrency) }
+} satisfies ParseArgsOptionsConfig
+
+export const USAGE = `usage: node dist/benchmarks/exchange.js [options]     (after npm run build)
+       (there is no bench:exchange npm script; npm run bench runs it as its exchange part, at its sizes)
+
+Chunk exchange throughput between two processes on loopback: one process holds a content of --mib
+MiB in --chunk KiB chunks, the other fetches it (verifying every chunk's SHA-256), next to a raw
+libp2p stream carrying the same bytes between the same two processes in 256 KiB writes, and
+SHA-256 alone on one core. Runs alternate; medians are reported, and the ratio exchange / raw
+stream. It has no target.
+
+options:
+  --mib N        content size, in MiB (default ${EXCHANGE_DEFAULTS.mib})
+  --chunk KIB    chunk size, in KiB (default ${EXCHANGE_DEFAULTS.chunkKiB})
+  --rounds N     rounds, each one raw stream and one exchange fetch (default ${EXCHANGE_DEFAULTS.rounds})
+  --ppc N        chunk requests in flight per peer (default ${EXCHANGE_DEFAULTS.perPeerConcurrency})
+  --role ROLE    fetcher, or holder for the serving process the fetcher forks itself (internal;
+                 default fetcher)
+  -h, --help     print this help and exit
+
+Output: one JSON object on stdout (also written to benchmarks/results/exchange-latest.json); a
+short table on stderr. Exits 0 when it ran, 1 when it failed, 2 on a bad command line.
+`
+
 if (import.meta.main) {
-  const { values: args } = parseArgs({
-    options: {
-      role: { type: 'string', default: 'fetcher' },
-      mib: { type: 'string', default: String(EXCHANGE_DEFAULTS.mib) },
-      chunk: { type: 'string', default: String(EXCHANGE_DEFAULTS.chunkKiB) },
-      rounds: { type: 'string', default: String(EXCHANGE_DEFAULTS.rounds) },
-      ppc: { type: 'string', default: String(EXCHANGE_DEFAULTS.perPeerConcurrency) }
-    }
-  })
+  const { values: args } = parseBenchArgs(USAGE, { options: CLI_OPTIONS })
   const o = { mib: Number(args.mib), chunkKiB: Number(args.chunk), rounds: Number(args.rounds), perPeerConcurrency: Number(args.ppc) }
   if (args.role === 'holder') {
     configure(o)

@@ -31,10 +31,10 @@ import { readFileSync } from 'node:fs'
 import { availableParallelism, loadavg } from 'node:os'
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import type { ParseArgsOptionsConfig } from 'node:util'
 import { DEFAULTS } from '../lib/index.ts'
 import { IpcChild } from './ipc.ts'
-import { environment, loopbackIp, ms, percentile, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
+import { environment, loopbackIp, ms, parseBenchArgs, percentile, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
 
 /** The issue's targets. */
 export const TARGETS = { propagation_p50_ms: 30, propagation_max_ms: 100, failure_all_ms: 2000, rss_per_host_mb: 80 }
@@ -890,28 +890,74 @@ async function measure (o: GroupOptions) {
   return { result, text: table(rows) + `\npass: ${JSON.stringify(pass)} (${Math.round(result.wall_ms / 1000)} s)` }
 }
 
+/** The command line's options (parseArgs, node:util); every one is in USAGE. */
+export const CLI_OPTIONS = {
+  sizes: { type: 'string', default: GROUP_DEFAULTS.sizes.join(',') },
+  rounds: { type: 'string', default: String(GROUP_DEFAULTS.rounds) },
+  kills: { type: 'string', default: String(GROUP_DEFAULTS.kills) },
+  'no-serf': { type: 'boolean', default: false },
+  /** Seconds the formed group sits idle before RSS is read. */
+  idle: { type: 'string', default: String(GROUP_DEFAULTS.idleS) },
+  /** Node flag sets to rerun one group size with (--variant-size), separated by `|`; '' for none. */
+  variants: { type: 'string', default: GROUP_DEFAULTS.variants.map(v => v.join(' ')).join('|') },
+  /** Group size the flag variants run at; default the smallest size that formed. */
+  'variant-size': { type: 'string', default: '' },
+  'link-concurrency': { type: 'string', default: String(GROUP_DEFAULTS.linkConcurrency) },
+  /** Seconds allowed to spawn, link and converge one group. */
+  'formation-timeout': { type: 'string', default: String(GROUP_DEFAULTS.formationTimeoutS) },
+  /** Let every host dial from 127.0.0.1 (the one-machine artifact group-host.ts explains) instead of its own IP. */
+  'shared-source-ip': { type: 'boolean', default: false },
+  /** Hosts per process; 0 = one each while the group fits AUTO_PROCESSES_PER_CORE processes per core. */
+  'hosts-per-process': { type: 'string', default: String(GROUP_DEFAULTS.hostsPerProcess) }
+} satisfies ParseArgsOptionsConfig
+
+export const USAGE = `usage: npm run bench:group -- [options]
+       node dist/benchmarks/group.js [options]     (after npm run build)
+
+Group benchmark: propagation of one settings change and one status change to every host, failure
+detection of a killed host, and idle RSS per host, at each group size, with the default (lan)
+timings. One process per host (benchmarks/group-host.ts) while the group fits
+${AUTO_PROCESSES_PER_CORE} processes per core, else several hosts per process. Baselines measured in the same run: a raw
+gossipsub publish between two plain libp2p processes, HashiCorp Serf's failure detection at the
+same N, and the RSS of a bare Node process, of a plain libp2p + gossipsub process and of an
+unlinked host.
+
+options:
+  --sizes LIST              group sizes (≥ 3), comma-separated, one group each
+                            (default ${GROUP_DEFAULTS.sizes.join(',')})
+  --rounds N                settings rounds and status rounds per size (default ${GROUP_DEFAULTS.rounds})
+  --kills N                 followers SIGKILLed one after another per size, timed until every host
+                            shows them Unreachable (default ${GROUP_DEFAULTS.kills})
+  --no-serf                 skip the Serf baseline (default off: Serf runs, or is skipped with the
+                            reason when it is not installed)
+  --idle S                  seconds the formed group sits idle before RSS is read (default ${GROUP_DEFAULTS.idleS})
+  --variants='FLAGS|...'    Node flag sets, separated by |, to rerun one group size with; '' for none
+                            (write it with =: a value that starts with - is refused otherwise)
+                            (default '${GROUP_DEFAULTS.variants.map(v => v.join(' ')).join('|')}')
+  --variant-size N          group size the flag variants run at (default: the smallest size that formed)
+  --link-concurrency N      followers linking at once while a group forms (default ${GROUP_DEFAULTS.linkConcurrency})
+  --formation-timeout S     seconds allowed to spawn, link and converge one group (default ${GROUP_DEFAULTS.formationTimeoutS})
+  --shared-source-ip        let every host dial from 127.0.0.1 instead of its own loopback IP (default
+                            off; with one source IP gossipsub's IP-colocation penalty keeps groups of
+                            ~16 hosts or more from settling, see group-host.ts)
+  --hosts-per-process N     hosts per process, the killed hosts always one each; 0 = one per process
+                            while the group fits ${AUTO_PROCESSES_PER_CORE} processes per core, else as few per process as
+                            keeps it there (default ${GROUP_DEFAULTS.hostsPerProcess})
+  -h, --help                print this help and exit
+
+Output: one JSON object on stdout (also written to benchmarks/results/group-latest.json);
+progress and a short table on stderr.
+
+Targets, per size: settings and status propagation p50 ≤ ${TARGETS.propagation_p50_ms} ms and max ≤ ${TARGETS.propagation_max_ms} ms, none
+lost; a killed host Unreachable on every host ≤ ${TARGETS.failure_all_ms} ms; RSS per idle host, mean and max,
+≤ ${TARGETS.rss_per_host_mb} MB (read only where every host has a process of its own).
+
+Exits 0 also when a target is missed (\`pass\` in the JSON says so), 1 when the benchmark itself
+fails, 2 on a bad command line. Every child (hosts, baselines, serf agents) is killed at the end.
+`
+
 if (import.meta.main) {
-  const { values: args } = parseArgs({
-    options: {
-      sizes: { type: 'string', default: GROUP_DEFAULTS.sizes.join(',') },
-      rounds: { type: 'string', default: String(GROUP_DEFAULTS.rounds) },
-      kills: { type: 'string', default: String(GROUP_DEFAULTS.kills) },
-      'no-serf': { type: 'boolean', default: false },
-      /** Seconds the formed group sits idle before RSS is read. */
-      idle: { type: 'string', default: String(GROUP_DEFAULTS.idleS) },
-      /** Node flag sets to rerun the largest group with, separated by `|`; '' for none. */
-      variants: { type: 'string', default: GROUP_DEFAULTS.variants.map(v => v.join(' ')).join('|') },
-      /** Group size the flag variants run at; default the smallest size that formed. */
-      'variant-size': { type: 'string', default: '' },
-      'link-concurrency': { type: 'string', default: String(GROUP_DEFAULTS.linkConcurrency) },
-      /** Seconds allowed to spawn, link and converge one group. */
-      'formation-timeout': { type: 'string', default: String(GROUP_DEFAULTS.formationTimeoutS) },
-      /** Let every host dial from 127.0.0.1 (the one-machine artifact group-host.ts explains) instead of its own IP. */
-      'shared-source-ip': { type: 'boolean', default: false },
-      /** Hosts per process; 0 = one each while the group fits AUTO_PROCESSES_PER_CORE processes per core. */
-      'hosts-per-process': { type: 'string', default: String(GROUP_DEFAULTS.hostsPerProcess) }
-    }
-  })
+  const { values: args } = parseBenchArgs(USAGE, { options: CLI_OPTIONS })
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => { void abort().finally(() => process.exit(130)) })
   }

@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { noise } from '@chainsafe/libp2p-noise'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
@@ -42,6 +43,31 @@ export function summarize (samples: number[]): Summary {
     max: ms(Math.max(...samples)),
     mean: ms(samples.reduce((a, b) => a + b, 0) / samples.length)
   }
+}
+
+// ---------------------------------------------------------------- command line
+
+/**
+ * `parseArgs` (node:util) with `-h, --help` added: on `--help` prints `usage` to stdout and exits
+ * 0; on a command line parseArgs refuses (unknown option, missing value, value for a boolean,
+ * stray argument) prints `error: <message> (see --help)` to stderr and exits 2, without a stack
+ * trace. Returns what parseArgs returns, typed by `config` as parseArgs types it.
+ */
+export function parseBenchArgs<T extends ParseArgsConfig> (usage: string, config: T): ReturnType<typeof parseArgs<T>> {
+  let parsed: ReturnType<typeof parseArgs<T>>
+  try {
+    parsed = parseArgs({ ...config, options: { ...config.options, help: { type: 'boolean', short: 'h' } } }) as ReturnType<typeof parseArgs<T>>
+  } catch (err) {
+    process.stderr.write(`error: ${(err as Error)?.message ?? String(err)} (see --help)\n`)
+    process.exit(2)
+  }
+  const values = parsed.values as Record<string, unknown>
+  if (values.help === true) {
+    process.stdout.write(usage.endsWith('\n') ? usage : usage + '\n')
+    process.exit(0)
+  }
+  delete values.help
+  return parsed
 }
 
 // ---------------------------------------------------------------- addresses and dirs

@@ -13,9 +13,9 @@
  * upper bound for 21 real machines, where handshakes and roster checks run in parallel.
  */
 import { performance } from 'node:perf_hooks'
-import { parseArgs } from 'node:util'
+import type { ParseArgsOptionsConfig } from 'node:util'
 import { createHost, type Host, type HostOptions } from '../lib/index.ts'
-import { environment, loopbackIp, median, ms, RawPair, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
+import { environment, loopbackIp, median, ms, parseBenchArgs, RawPair, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
 
 /** The issue's targets. */
 export const TARGETS = { one_p50_ms: 250, twenty_all_ms: 2000 }
@@ -278,14 +278,38 @@ export async function abort (): Promise<void> {
   await dirs.cleanup()
 }
 
+/** The command line's options (parseArgs, node:util); every one is in USAGE. */
+export const CLI_OPTIONS = {
+  rounds: { type: 'string', default: String(LINK_DEFAULTS.rounds) },
+  'twenty-runs': { type: 'string', default: String(LINK_DEFAULTS.twentyRuns) },
+  followers: { type: 'string', default: String(LINK_DEFAULTS.followers) }
+} satisfies ParseArgsOptionsConfig
+
+export const USAGE = `usage: npm run bench:link -- [options]
+       node dist/benchmarks/link.js [options]     (after npm run build)
+
+Link latency: how long follower.link(token) takes, alone and for --followers followers at once,
+next to a raw libp2p dial + request/response measured in the same run. All hosts run in this one
+process (one event loop), so the many-at-once figure is an upper bound for separate machines.
+
+options:
+  --rounds N         cold one-follower links, each next to two raw dials (default ${LINK_DEFAULTS.rounds})
+  --twenty-runs N    runs of --followers followers linking at once (default ${LINK_DEFAULTS.twentyRuns})
+  --followers N      followers linking at once in each of those runs (default ${LINK_DEFAULTS.followers})
+  -h, --help         print this help and exit
+
+Output: one JSON object on stdout (also written to benchmarks/results/link-latest.json); a short
+table on stderr.
+
+Targets: one follower, completed and visible p50 ≤ ${TARGETS.one_p50_ms} ms; --followers at once, all
+completed and visible everywhere (median of the runs) ≤ ${TARGETS.twenty_all_ms} ms.
+
+Exits 0 also when a target is missed (\`pass\` in the JSON says so), 1 when the benchmark itself
+fails, 2 on a bad command line.
+`
+
 if (import.meta.main) {
-  const { values: args } = parseArgs({
-    options: {
-      rounds: { type: 'string', default: String(LINK_DEFAULTS.rounds) },
-      'twenty-runs': { type: 'string', default: String(LINK_DEFAULTS.twentyRuns) },
-      followers: { type: 'string', default: String(LINK_DEFAULTS.followers) }
-    }
-  })
+  const { values: args } = parseBenchArgs(USAGE, { options: CLI_OPTIONS })
   // Ctrl-C still stops the hosts and removes the temp dirs.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => { void abort().finally(() => process.exit(130)) })

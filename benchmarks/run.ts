@@ -19,14 +19,14 @@
 import { readFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { parseArgs } from 'node:util'
+import type { ParseArgsOptionsConfig } from 'node:util'
 import { netnsAvailable } from '../test/testbed/netns.ts'
 import * as content from './content.ts'
 import * as exchange from './exchange.ts'
 import * as group from './group.ts'
-import { environment, packageRoot } from './lib.ts'
+import { environment, packageRoot, parseBenchArgs } from './lib.ts'
 import * as link from './link.ts'
-import { markdownTable, writeReport, type PartName, type PartProblem, type ReportInput } from './report.ts'
+import { markdownTable, TARGETS, writeReport, type PartName, type PartProblem, type ReportInput } from './report.ts'
 
 export interface Sizes {
   link: Partial<link.LinkOptions>
@@ -36,13 +36,16 @@ export interface Sizes {
   swarm: Partial<content.ContentOptions>
 }
 
-/** About 8–9 minutes on 2 cores (the one-source baselines alone take 2 × 4 × the swarm's limit; N=50 about 2.5). */
+/**
+ * About 8–9 minutes on 2 cores (the one-source baselines alone take 2 × 4 × the swarm's limit,
+ * about 3 minutes at 256 MiB; N=50 about 2.5). The swarm moves 256 MiB, the size its target is set for.
+ */
 export const FULL: Sizes = {
   link: { rounds: 15, twentyRuns: 3, followers: 20 },
   group: { sizes: [10, 50], rounds: 15, kills: 3, serf: true, idleS: 8, variants: [] },
   exchange: { mib: 128, chunkKiB: 1024, rounds: 2 },
   loopback: { mib: 256, rounds: 2, parts: ['loopback'] },
-  swarm: { mib: 128, swarmMib: 128, hosts: 5, rate: 100, parts: ['netns'], oneSource: ['http', 'tcp'], singleTcp: true }
+  swarm: { mib: 256, swarmMib: 256, hosts: 5, rate: 100, parts: ['netns'], oneSource: ['http', 'tcp'], singleTcp: true }
 }
 
 /** Tiny sizes that still exercise every code path: for trying the runner. */
@@ -138,16 +141,53 @@ async function abortAll (): Promise<void> {
   await Promise.allSettled([link.abort(), group.abort(), content.abort()])
 }
 
+/** The command line's options (parseArgs, node:util); every one is in USAGE. */
+export const CLI_OPTIONS = {
+  only: { type: 'string', default: PARTS.join(',') },
+  quick: { type: 'boolean', default: false },
+  out: { type: 'string' },
+  /** A results file of an earlier run: write its report again (into --out, default its folder) without running anything. */
+  from: { type: 'string' }
+} satisfies ParseArgsOptionsConfig
+
+export const USAGE = `usage: npm run bench -- [options]
+       node dist/benchmarks/run.js [options]     (after npm run build)
+       npm run bench -- --from benchmarks/results/<version>.json     (only redraw a run's report)
+
+Every benchmark, one after the other, with sizes that fit a 2-core machine (about 8–9 minutes),
+then the report.
+
+options:
+  --only PARTS   comma-separated parts to run, of ${PARTS.join(', ')}
+                 (default ${PARTS.join(',')})
+  --quick        tiny sizes (about a minute) that still exercise every code path: for trying the
+                 runner, not for figures; writes into ${join(tmpdir(), 'edgelink-bench-quick')} unless --out is given
+                 (default off)
+  --out DIR      folder of the report files (default benchmarks/results; with --from, that file's folder)
+  --from FILE    a results file of an earlier run: write its report again, run nothing (default none)
+  -h, --help     print this help and exit
+
+Writes into the --out folder:
+  <version>.json               every part's full result, and the table's rows
+  <version>.md                 one row per figure: value, baseline, ratio, target, met?
+  <version>-propagation.svg    propagation latency distribution (CDF per kind and N)
+  <version>-sync.svg           swarm sync time vs the physical limit and one source
+
+Output: one JSON summary on stdout (version, files, rows, skipped and failed parts); progress
+and the table on stderr.
+
+Targets: link, one follower p50 ≤ ${TARGETS.link_one_p50_ms} ms, 20 followers at once all ≤ ${TARGETS.link_many_all_ms} ms; settings and
+status propagation p50 ≤ ${TARGETS.propagation_p50_ms} ms, max ≤ ${TARGETS.propagation_max_ms} ms; a killed host Unreachable on every host
+≤ ${TARGETS.unreachable_all_ms} ms; RSS per idle host ≤ ${TARGETS.rss_per_idle_host_mb} MB; loopback sync ≥ ${TARGETS.loopback_sync_over_raw_libp2p} × raw libp2p; swarm sync ≤ ${TARGETS.swarm_over_limit} × the
+physical limit.
+
+The swarm part needs Linux, root and iproute2 (network namespaces); without them it is skipped,
+loudly, with the reason. Exits 0 when every part ran (a missed target is a NO in the table),
+1 when a part failed, 2 on a bad command line or an unknown part.
+`
+
 if (import.meta.main) {
-  const { values: args } = parseArgs({
-    options: {
-      only: { type: 'string', default: PARTS.join(',') },
-      quick: { type: 'boolean', default: false },
-      out: { type: 'string' },
-      /** A results file of an earlier run: write its report again (into --out, default its folder) without running anything. */
-      from: { type: 'string' }
-    }
-  })
+  const { values: args } = parseBenchArgs(USAGE, { options: CLI_OPTIONS })
   if (args.from != null) {
     const { rows: _rows, ...results } = JSON.parse(readFileSync(args.from, 'utf8')) as BenchResults & { rows?: unknown }
     const { files, rows } = await writeReport(results, args.out ?? dirname(resolve(args.from)))

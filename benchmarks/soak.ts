@@ -20,9 +20,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import type { ParseArgsOptionsConfig } from 'node:util'
 import { AgentClient } from '../agent/client.ts'
-import { environment, loopbackIp, packageRoot, sleep, TempDirs, writeResult } from './lib.ts'
+import { environment, loopbackIp, packageRoot, parseBenchArgs, sleep, TempDirs, writeResult } from './lib.ts'
 
 export interface SoakOptions {
   hosts: number
@@ -189,15 +189,41 @@ export async function run (o: SoakOptions, log: (line: string) => void = line =>
   }
 }
 
+/** The command line's options (parseArgs, node:util); every one is in USAGE. */
+export const CLI_OPTIONS = {
+  hosts: { type: 'string', default: String(SOAK_DEFAULTS.hosts) },
+  duration: { type: 'string', default: String(SOAK_DEFAULTS.durationS) },
+  load: { type: 'string', default: String(SOAK_DEFAULTS.load) },
+  preset: { type: 'string', default: SOAK_DEFAULTS.preset }
+} satisfies ParseArgsOptionsConfig
+
+export const USAGE = `usage: npm run bench:soak -- [options]
+       node dist/benchmarks/soak.js [options]     (after npm run build)
+
+Soak benchmark: a linked group of real \`edgelink agent\` processes (dist/agent/cli.js), each on its
+own loopback IP, left running while busy-looping processes load the CPUs, counting every time a
+host that never stopped is shown Unreachable by another (a false failure), from every agent's
+event stream and from polling every agent's host list every 5 s.
+
+options:
+  --hosts N          agent processes in the group (default ${SOAK_DEFAULTS.hosts})
+  --duration S       seconds the loaded group runs (default ${SOAK_DEFAULTS.durationS})
+  --load N           busy-looping Node processes loading the CPUs (default: one per core, ${SOAK_DEFAULTS.load} here)
+  --preset NAME      the agents' timings preset: lan or test; anything else means lan
+                     (default ${SOAK_DEFAULTS.preset})
+  -h, --help         print this help and exit
+
+Output: one JSON object on stdout (also written to benchmarks/results/soak-latest.json); progress,
+a line a minute, on stderr.
+
+Target: no false Unreachable over ten minutes (the default --duration).
+
+Exits 0 whether or not the target is met (\`pass\` in the JSON says so), 1 when the run itself
+fails, 2 on a bad command line.
+`
+
 async function main (): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      hosts: { type: 'string', default: String(SOAK_DEFAULTS.hosts) },
-      duration: { type: 'string', default: String(SOAK_DEFAULTS.durationS) },
-      load: { type: 'string', default: String(SOAK_DEFAULTS.load) },
-      preset: { type: 'string', default: SOAK_DEFAULTS.preset }
-    }
-  })
+  const { values } = parseBenchArgs(USAGE, { options: CLI_OPTIONS })
   const preset = values.preset === 'test' ? 'test' : 'lan'
   const result = await run({ hosts: Number(values.hosts), durationS: Number(values.duration), load: Number(values.load), preset })
   process.stdout.write(JSON.stringify(result, null, 2) + '\n')
