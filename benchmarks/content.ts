@@ -27,6 +27,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { execFile } from 'node:child_process'
+import { mkdir } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { extname } from 'node:path'
@@ -229,7 +230,8 @@ async function loopback (): Promise<LoopbackResult> {
         cpuRuns[kind].sender.push((cpuMs(sender1) - cpuMs(sender0)) / GiB)
         cpuRuns[kind].receiver.push((cpuMs(receiver1) - cpuMs(receiver0)) / GiB)
       }
-      log(`loopback round ${r + 1}/${ROUNDS}: sync ${Math.round(runs.sync[r] ?? NaN)} MB/s, raw libp2p ${Math.round(runs.raw[r] ?? NaN)} MB/s, raw TCP ${Math.round(runs.tcp[r] ?? NaN)} MB/s`)
+      const mbps = (x: number | undefined): string => x == null ? 'not run' : `${Math.round(x)} MB/s`
+      log(`loopback round ${r + 1}/${ROUNDS}: sync ${mbps(runs.sync[r])}, raw libp2p ${mbps(runs.raw[r])}, raw TCP ${mbps(runs.tcp[r])}`)
     }
     const counters = (await b.call('counters')).exchange
     const p50 = (xs: number[]): number => Math.round(median(xs))
@@ -487,6 +489,7 @@ export async function run (options: Partial<ContentOptions> = {}): Promise<Conte
   RATE = OPTS.rate
   RAW_WRITE = OPTS.rawWriteKiB * 1024
   if (!(MIB > 0) || !(SWARM_MIB > 0) || !(ROUNDS >= 1) || !(HOSTS >= 2) || !(RATE > 0) || !(RAW_WRITE > 0)) throw new Error('bad arguments')
+  if (OPTS.profile !== '') await mkdir(OPTS.profile, { recursive: true })
   const result: ContentResult = {
     benchmark: 'content',
     environment: { ...environment(), loadavg_start: loadavg().map(r2) },
@@ -520,9 +523,10 @@ function printTable (result: ContentResult): void {
   const lb = result.loopback
   if (lb != null) {
     rows.push([`loopback sync (host pair, ${lb.mib} MiB), MB/s p50`, lb.sync_p50_MBps, lb.sync_MBps.join(' ')])
-    rows.push([`raw libp2p stream (${lb.raw_write_kib} KiB writes), MB/s p50`, lb.raw_libp2p_p50_MBps, lb.raw_libp2p_MBps.join(' ')])
-    rows.push(['raw TCP, MB/s p50', lb.raw_tcp_p50_MBps, lb.raw_tcp_MBps.join(' ')])
-    rows.push(['sync / raw libp2p', lb.ratio_sync_to_raw_libp2p, `≥ ${lb.target} ${lb.pass ? 'PASS' : 'MISS'}`])
+    // Measurements left out with --kinds get no row (rather than NaN).
+    if (lb.raw_libp2p_MBps.length > 0) rows.push([`raw libp2p stream (${lb.raw_write_kib} KiB writes), MB/s p50`, lb.raw_libp2p_p50_MBps, lb.raw_libp2p_MBps.join(' ')])
+    if (lb.raw_tcp_MBps.length > 0) rows.push(['raw TCP, MB/s p50', lb.raw_tcp_p50_MBps, lb.raw_tcp_MBps.join(' ')])
+    if (lb.sync_MBps.length > 0 && lb.raw_libp2p_MBps.length > 0) rows.push(['sync / raw libp2p', lb.ratio_sync_to_raw_libp2p, `≥ ${lb.target} ${lb.pass ? 'PASS' : 'MISS'}`])
   }
   const nn = result.netns
   if (nn != null && 'skipped' in nn) rows.push(['netns', 'SKIPPED', nn.skipped])
