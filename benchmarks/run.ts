@@ -37,7 +37,7 @@ export interface Sizes {
 }
 
 /**
- * About 8–9 minutes on 2 cores (the one-source baselines alone take 2 × 4 × the swarm's limit,
+ * About 6–9 minutes on 2 cores (the one-source baselines alone take 2 × 4 × the swarm's limit,
  * about 3 minutes at 256 MiB; N=50 about 2.5). The swarm moves 256 MiB, the size its target is set for.
  */
 export const FULL: Sizes = {
@@ -154,7 +154,7 @@ export const USAGE = `usage: npm run bench -- [options]
        node dist/benchmarks/run.js [options]     (after npm run build)
        npm run bench -- --from benchmarks/results/<version>.json     (only redraw a run's report)
 
-Every benchmark, one after the other, with sizes that fit a 2-core machine (about 8–9 minutes),
+Every benchmark, one after the other, with sizes that fit a 2-core machine (about 6–9 minutes),
 then the report.
 
 options:
@@ -199,7 +199,7 @@ if (import.meta.main) {
   const only = args.only.split(',').map(s => s.trim()).filter(s => s !== '') as PartName[]
   const unknown = only.filter(p => !PARTS.includes(p))
   if (unknown.length > 0) {
-    process.stderr.write(`unknown part(s) ${unknown.join(', ')}; parts: ${PARTS.join(', ')}\n`)
+    process.stderr.write(`error: unknown part(s) ${unknown.join(', ')}; parts: ${PARTS.join(', ')} (see --help)\n`)
     process.exit(2)
   }
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {

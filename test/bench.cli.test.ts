@@ -102,4 +102,12 @@ describe('benchmark scripts: command line', function () {
       })
     })
   }
+
+  it('benchmarks/run: an unknown part is refused the same way, before anything runs', () => {
+    const r = bench('run', '--only', 'group,bogus')
+    expect(r.code, r.stderr).to.equal(2)
+    expect(r.stdout).to.equal('')
+    expect(r.stderr).to.match(/^error: unknown part\(s\) bogus; parts: link, group/)
+    expect(r.stderr).to.include('--help')
+  })
 })
