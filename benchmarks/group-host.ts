@@ -16,6 +16,7 @@
  * Exits cleanly on a `stop` request, on SIGTERM, and when the parent goes away.
  */
 import crypto from 'node:crypto'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { getHeapSpaceStatistics } from 'node:v8'
 // Types only here: modules are imported inside each mode, so `bare` loads nothing but Node itself.
 import type { GossipSub, Message } from '@libp2p/gossipsub'
@@ -72,6 +73,18 @@ function memory (): Record<string, unknown> {
   // Where the V8 heap's size goes: the young generation (new_space) is sized by allocation rate.
   const spaces = Object.fromEntries(getHeapSpaceStatistics().map(s => [s.space_name, { size: s.space_size, used: s.space_used_size }]))
   return { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, spaces }
+}
+
+/**
+ * How late this process's event loop ran, sampled every 10 ms: what every host in the process
+ * waits before it can handle anything. `reset` starts a new window.
+ */
+const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+loopDelay.enable()
+function eventLoop (req: Request): Record<string, number> {
+  const out = { p50_ms: loopDelay.percentile(50) / 1e6, p99_ms: loopDelay.percentile(99) / 1e6, max_ms: loopDelay.max / 1e6 }
+  if (req.reset === true) loopDelay.reset()
+  return out
 }
 
 // ---------------------------------------------------------------- edgelink host
@@ -196,7 +209,7 @@ async function runHosts (): Promise<Handlers> {
   const list = opts.hosts as HostOptions[]
   const hosts = await Promise.all(list.map(async (o, i) => await runHost(o, i, list.length)))
   stopFn = async () => { await Promise.allSettled(hosts.map(async x => await x.stop({} as Request))) }
-  const handlers: Handlers = { memory: async () => memory() }
+  const handlers: Handlers = { memory: async () => memory(), eventLoop: async (req) => eventLoop(req) }
   for (const cmd of Object.keys(hosts[0])) {
     if (cmd === 'stop' || cmd === 'memory') continue
     handlers[cmd] = async (req) => {

@@ -13,7 +13,8 @@
  * Each host dials from its own loopback IP (see group-host.ts: with one shared source IP,
  * gossipsub's IP-colocation penalty graylists peers and groups of ~16 hosts or more never settle).
  * All hosts share this machine's cores: `idle.cpu_pct_all_hosts`, `rounds_load` and, for a group
- * that did not form, `diagnostics.cores_busy_*` say when the machine, not the protocol, set the pace.
+ * that did not form, `diagnostics.cores_busy_*` say when the machine, not the protocol, set the pace;
+ * `rounds_load.event_loop_delay_ms` how long a busy process kept its hosts waiting.
  *
  * Baselines measured in the same run: a raw gossipsub publish between two plain libp2p processes
  * (one hop, edgelink's gossipsub options), HashiCorp Serf's failure detection at the same N, and
@@ -368,7 +369,13 @@ interface GroupRun {
     other_cores_busy: number
   }
   /** The same for the settings + status rounds: propagation figures are only as good as this is low. */
-  rounds_load: { machine_cores_busy: number, hosts_cores_busy: number, other_cores_busy: number }
+  rounds_load: {
+    machine_cores_busy: number
+    hosts_cores_busy: number
+    other_cores_busy: number
+    /** How late the host processes' event loops ran during the rounds (10 ms samples): the worst process's p99, and the longest delay seen. */
+    event_loop_delay_ms?: { p99_worst: number, max: number }
+  }
   /** `samples`: every arrival (ms after the change), for distributions and plots. */
   settings: Stats & { lost: number, leader_update_call: Stats, samples: number[] }
   status: Stats & { lost: number, samples: number[] }
@@ -537,6 +544,7 @@ async function groupRun (size: number, execArgv: string[], kills: number): Promi
     }
 
     // ---- settings: the leader changes one value at t0; every other host's 'settings' event.
+    await Promise.all(processesOf(all).map(async c => await c.call('eventLoop', { reset: true })))
     const roundsT0 = Date.now()
     const roundsMachine0 = machineBusyMs()
     const roundsHosts0 = all.reduce((a, c) => a + c.cpuMs(), 0)
@@ -571,7 +579,14 @@ async function groupRun (size: number, execArgv: string[], kills: number): Promi
     const roundsHosts = (all.reduce((a, c) => a + c.cpuMs(), 0) - roundsHosts0) / roundsWall
     const roundsMachine = (machineBusyMs() - roundsMachine0) / roundsWall
     const cores = (x: number): number => Math.round(x * 100) / 100
-    const roundsLoad = { machine_cores_busy: cores(roundsMachine), hosts_cores_busy: cores(roundsHosts), other_cores_busy: cores(roundsMachine - roundsHosts) }
+    const delays = await Promise.all(processesOf(all).map(async c => await c.call('eventLoop', {}) as { p99_ms: number, max_ms: number }))
+    const roundsLoad = {
+      machine_cores_busy: cores(roundsMachine),
+      hosts_cores_busy: cores(roundsHosts),
+      other_cores_busy: cores(roundsMachine - roundsHosts),
+      event_loop_delay_ms: { p99_worst: Math.round(Math.max(...delays.map(d => d.p99_ms))), max: Math.round(Math.max(...delays.map(d => d.max_ms))) }
+    }
+    process.stderr.write(`  N=${size}: during the rounds ${roundsLoad.machine_cores_busy} cores busy; event loops late by up to ${roundsLoad.event_loop_delay_ms.max} ms (worst p99 ${roundsLoad.event_loop_delay_ms.p99_worst} ms)\n`)
 
     // ---- failure detection: SIGKILL followers one after another (the last ones).
     let failure: GroupRun['failure']
