@@ -16,7 +16,7 @@
  * Exits cleanly on a `stop` request, on SIGTERM, and when the parent goes away.
  */
 import crypto from 'node:crypto'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
 import { getHeapSpaceStatistics } from 'node:v8'
 // Types only here: modules are imported inside each mode, so `bare` loads nothing but Node itself.
 import type { GossipSub, Message } from '@libp2p/gossipsub'
@@ -81,9 +81,21 @@ function memory (): Record<string, unknown> {
  */
 const loopDelay = monitorEventLoopDelay({ resolution: 10 })
 loopDelay.enable()
+/** Garbage-collection pauses in the same window: the longest, and their sum. */
+const gc = { max: 0, total: 0 }
+new PerformanceObserver(list => {
+  for (const e of list.getEntries()) {
+    gc.max = Math.max(gc.max, e.duration)
+    gc.total += e.duration
+  }
+}).observe({ entryTypes: ['gc'] })
 function eventLoop (req: Request): Record<string, number> {
-  const out = { p50_ms: loopDelay.percentile(50) / 1e6, p99_ms: loopDelay.percentile(99) / 1e6, max_ms: loopDelay.max / 1e6 }
-  if (req.reset === true) loopDelay.reset()
+  const out = { p50_ms: loopDelay.percentile(50) / 1e6, p99_ms: loopDelay.percentile(99) / 1e6, max_ms: loopDelay.max / 1e6, gc_max_ms: gc.max, gc_total_ms: gc.total }
+  if (req.reset === true) {
+    loopDelay.reset()
+    gc.max = 0
+    gc.total = 0
+  }
   return out
 }
 

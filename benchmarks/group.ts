@@ -374,7 +374,7 @@ interface GroupRun {
     hosts_cores_busy: number
     other_cores_busy: number
     /** How late the host processes' event loops ran during the rounds (10 ms samples): the worst process's p99, and the longest delay seen. */
-    event_loop_delay_ms?: { p99_worst: number, max: number }
+    event_loop_delay_ms?: { p99_worst: number, max: number, gc_pause_max: number }
   }
   /** `samples`: every arrival (ms after the change), for distributions and plots. */
   settings: Stats & { lost: number, leader_update_call: Stats, samples: number[] }
@@ -579,14 +579,18 @@ async function groupRun (size: number, execArgv: string[], kills: number): Promi
     const roundsHosts = (all.reduce((a, c) => a + c.cpuMs(), 0) - roundsHosts0) / roundsWall
     const roundsMachine = (machineBusyMs() - roundsMachine0) / roundsWall
     const cores = (x: number): number => Math.round(x * 100) / 100
-    const delays = await Promise.all(processesOf(all).map(async c => await c.call('eventLoop', {}) as { p99_ms: number, max_ms: number }))
+    const delays = await Promise.all(processesOf(all).map(async c => await c.call('eventLoop', {}) as { p99_ms: number, max_ms: number, gc_max_ms: number }))
     const roundsLoad = {
       machine_cores_busy: cores(roundsMachine),
       hosts_cores_busy: cores(roundsHosts),
       other_cores_busy: cores(roundsMachine - roundsHosts),
-      event_loop_delay_ms: { p99_worst: Math.round(Math.max(...delays.map(d => d.p99_ms))), max: Math.round(Math.max(...delays.map(d => d.max_ms))) }
+      event_loop_delay_ms: {
+        p99_worst: Math.round(Math.max(...delays.map(d => d.p99_ms))),
+        max: Math.round(Math.max(...delays.map(d => d.max_ms))),
+        gc_pause_max: Math.round(Math.max(...delays.map(d => d.gc_max_ms)))
+      }
     }
-    process.stderr.write(`  N=${size}: during the rounds ${roundsLoad.machine_cores_busy} cores busy; event loops late by up to ${roundsLoad.event_loop_delay_ms.max} ms (worst p99 ${roundsLoad.event_loop_delay_ms.p99_worst} ms)\n`)
+    process.stderr.write(`  N=${size}: during the rounds ${roundsLoad.machine_cores_busy} cores busy; event loops late by up to ${roundsLoad.event_loop_delay_ms.max} ms (worst p99 ${roundsLoad.event_loop_delay_ms.p99_worst} ms, longest GC pause ${roundsLoad.event_loop_delay_ms.gc_pause_max} ms)\n`)
 
     // ---- failure detection: SIGKILL followers one after another (the last ones).
     let failure: GroupRun['failure']

@@ -86,7 +86,8 @@ export interface HostOptions {
   /**
    * With no cluster, followers elect a new leader after it was silent this long (each wait drawn
    * in [min, max]); a voter that heard from the leader within `min` refuses to vote. Must be
-   * several status intervals, or a busy leader gets deposed.
+   * several status intervals, or a busy leader gets deposed. Groups larger than 16 hosts stretch
+   * both bounds by members ÷ 16, as they stretch the heartbeat.
    * @default 3_000
    */
   electionTimeoutMin?: number

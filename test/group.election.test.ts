@@ -5,6 +5,7 @@ import {
   ElectionCore, quorum, ELECTION_TIMEOUT_MAX, ELECTION_TIMEOUT_MIN,
   type ElectionOptions, type ElectionOutput, type ElectionState, type RosterView, type Transfer, type VoteReply, type VoteRequest
 } from '../lib/group/election.ts'
+import { heartbeatStretch } from '../lib/gossip/status.ts'
 import { rng } from './helpers.ts'
 
 const [A, B, C, D, E] = ['a', 'b', 'c', 'd', 'e']
@@ -77,6 +78,30 @@ describe('group election: quorum and timers', () => {
     expect(b.tick(1e9)).to.deep.equal([])
     // A late duplicate reply changes nothing.
     expect(b.handleVoteReply(reply, MIN + 7)).to.deep.equal([])
+  })
+
+  it('large groups stretch both timeouts as they stretch the heartbeat: no election between two heartbeats of a live leader', () => {
+    const fifty = view({ members: [A, B, C, ...Array.from({ length: 47 }, (_, i) => `m${i}`)] })
+    const period = Math.round(1_000 * heartbeatStretch(50)) // 3125 ms: 50 members, 16 heartbeats per second each
+    expect(period).to.be.greaterThan(MIN)
+    // The shortest timeout (random() = 0) and a heartbeat every period, each one a little late.
+    const live = (o: Partial<ElectionOptions>): number | undefined => {
+      const b = core(B, fifty, undefined, 0, o)
+      for (let t = 0; t <= 600_000; t += 10) {
+        if (t % period === 0) b.heardFromLeader(A, t + 40)
+        if (b.tick(t).length > 0) return t
+      }
+      return undefined
+    }
+    expect(live({ stretch: heartbeatStretch }), 'campaigned at').to.equal(undefined)
+    // Unstretched, the same follower campaigns before the leader's second heartbeat.
+    expect(live({})).to.equal(MIN + 40)
+    // Voters keep the leader for as long: a candidate 4 s after the last heartbeat is refused.
+    const c = core(C, fifty, undefined, 0, { stretch: heartbeatStretch })
+    c.heardFromLeader(A, 1000)
+    const ask: VoteRequest = { term: 2, candidate: B, rosterTerm: 1, rosterVersion: 1 }
+    expect(c.handleVoteRequest(ask, 1000 + 4_000).reply.reason).to.equal('leader-alive')
+    expect(c.handleVoteRequest(ask, 1000 + Math.ceil(MIN * heartbeatStretch(50))).reply.granted).to.equal(true)
   })
 
   it('hearing from the leader postpones the election; anyone else does not count', () => {

@@ -18,6 +18,11 @@ export const MAX_STATUS_BYTES = 16 * 1024
  */
 export const HEARTBEAT_FANIN = 16
 
+/** How much longer than `statusInterval` heartbeats are apart in a group of `members` (≥ 1). */
+export function heartbeatStretch (members: number): number {
+  return Math.max(1, members / HEARTBEAT_FANIN)
+}
+
 export type Health = 'Healthy' | 'Unhealthy' | 'Unreachable'
 
 export interface StatusOptions {
@@ -163,7 +168,7 @@ export class StatusService extends EventEmitter<{ health: [string, Health], stat
 
   /** How much longer than `statusInterval` heartbeats are apart in a group this size (≥ 1). */
   scale (): number {
-    return Math.max(1, this.ctx.memberCount() / HEARTBEAT_FANIN)
+    return heartbeatStretch(this.ctx.memberCount())
   }
 
   /** The heartbeat period now: `statusInterval`, stretched for large groups (see HEARTBEAT_FANIN). */

@@ -5,6 +5,7 @@ import type { Connection, PrivateKey, Stream } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import type { Clock, ClockTimer } from '../clock.ts'
 import { EdgelinkError } from '../errors.ts'
+import { heartbeatStretch } from '../gossip/status.ts'
 import { ElectionReply, ElectionRequest } from '../link/link.ts'
 import type { Logger } from '../logger.ts'
 import { Mutex, withTimeout } from '../util.ts'
@@ -90,7 +91,7 @@ export class ElectionService {
         return []
       }
       if (this.core == null) {
-        this.core = new ElectionCore({ self: this.ctx.id, ...this.timeouts }, this.persisted, view, now)
+        this.core = new ElectionCore({ self: this.ctx.id, ...this.timeouts, stretch: heartbeatStretch }, this.persisted, view, now)
         return []
       }
       return this.core.observeRoster(view, now)

@@ -64,6 +64,12 @@ export interface ElectionOptions {
    * @default 6000
    */
   electionTimeoutMax?: number
+  /**
+   * By how much both timeouts stretch for a roster of `members`: give it the heartbeat's stretch
+   * (large groups space their heartbeats out), or a follower of a large group times out between
+   * two heartbeats of a healthy leader. @default no stretch
+   */
+  stretch?: (members: number) => number
   /** Uniform in [0, 1); injectable so tests are deterministic. @default Math.random */
   random?: () => number
 }
@@ -161,6 +167,7 @@ export class ElectionCore {
   private readonly self: string
   private readonly min: number
   private readonly max: number
+  private readonly stretch: (members: number) => number
   private readonly random: () => number
   private state: ElectionState
   private roster: RosterView
@@ -187,6 +194,7 @@ export class ElectionCore {
     this.self = options.self
     this.min = options.electionTimeoutMin ?? ELECTION_TIMEOUT_MIN
     this.max = options.electionTimeoutMax ?? ELECTION_TIMEOUT_MAX
+    this.stretch = options.stretch ?? (() => 1)
     this.random = options.random ?? Math.random
     if (this.self === '') throw new EdgelinkError('INVALID_ARGUMENT', 'self must be a peer id')
     if (!(this.min > 0 && this.max >= this.min)) {
@@ -324,7 +332,7 @@ export class ElectionCore {
     if (!transfer && this.roster.clusterExists) return answer(false, 'cluster')
     if (req.term < this.state.term) return answer(false, 'stale-term')
     if (this._role === 'leader') return answer(false, 'leader-alive')
-    if (!transfer && this.lastHeard != null && now - this.lastHeard < this.min) return answer(false, 'leader-alive')
+    if (!transfer && this.lastHeard != null && now - this.lastHeard < this.min * this.stretchNow()) return answer(false, 'leader-alive')
     if (this.adopt(req.term)) {
       dirty = true
       this.stepDown(out)
@@ -417,7 +425,12 @@ export class ElectionCore {
   // ------------------------------------------------------------------ internals
 
   private timeout (): number {
-    return this.min + Math.floor(this.random() * (this.max - this.min + 1))
+    return Math.round((this.min + Math.floor(this.random() * (this.max - this.min + 1))) * this.stretchNow())
+  }
+
+  /** The timeouts' stretch for the roster held now (≥ 1). */
+  private stretchNow (): number {
+    return Math.max(1, this.stretch(this.roster.members.length))
   }
 
   private isMember (id: string): boolean { return this.roster.members.includes(id) }
