@@ -1,6 +1,9 @@
 import { expect } from 'chai'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { HostStatus, SignedStatus } from '../lib/gossip/gossip.ts'
+import { STATUS_DOMAIN, statusTopic } from '../lib/gossip/status.ts'
+import { concat } from '../lib/util.ts'
 import { craftDocument, gossip, rejection, Testbed, waitFor } from './helpers.ts'
 
 async function craftSettings (host: { id: string }, body: object, version: number, term: number, opts: { breakSignature?: boolean } = {}): Promise<Uint8Array> {
@@ -43,6 +46,23 @@ describe('group state over gossip (real libp2p over loopback)', function () {
       await bed.host({ dataDir, listen: [`${addr[2]}:${addr[4]}`] })
       await waitFor(() => [leader, f1].every(h => h.hosts().find(r => r.id === id)?.health === 'Healthy'), 10_000, 'Healthy again')
       await waitFor(() => changes.at(-1) === 'Healthy', 1_000, 'host:health event')
+    })
+
+    it('a member cannot pass off a status as another member\'s: receivers check the author\'s signature on relayed copies', async () => {
+      const [leader, f1, f2] = await bed.group(3)
+      await waitFor(() => (f2 as any).status.get(leader.id) != null, 5_000, 'leader status at f2')
+      const name = f2.hosts().find(r => r.id === leader.id)?.config.name
+      expect(name).to.be.a('string').and.not.equal('forged')
+      const seq = (f2 as any).status.get(leader.id).status.seq as bigint
+      // f1 publishes a status naming the leader as its author, signed with its own key.
+      const status = HostStatus.encode({ ...(leader as any).localStatus(), name: 'forged', seq: seq + 1_000_000n, sentAt: BigInt(Date.now()) })
+      const signature = await (f1 as any).key.sign(concat(STATUS_DOMAIN, status))
+      const forged = SignedStatus.encode({ author: leader.peerId.toMultihash().bytes as any, status: status as any, signature })
+      const rejectedBefore = (f2 as any).status.counters.rejected
+      await (f1.libp2p.services.pubsub as any).publish(statusTopic(f1.groupId!), forged)
+      await waitFor(() => (f2 as any).status.counters.rejected > rejectedBefore, 5_000, 'forged status rejected at f2')
+      expect(f2.hosts().find(r => r.id === leader.id)?.config.name).to.equal(name)
+      expect((f2 as any).status.get(leader.id).status.seq < seq + 1_000_000n).to.equal(true)
     })
   })
 

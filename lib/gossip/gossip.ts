@@ -610,6 +610,141 @@ export namespace HostStatus {
   }
 }
 
+export interface SignedStatus {
+  author: Uint8Array
+  status: Uint8Array
+  signature: Uint8Array
+}
+
+export namespace SignedStatus {
+  let _codec: Codec<SignedStatus>
+
+  export const codec = (): Codec<SignedStatus> => {
+    if (_codec == null) {
+      _codec = message<SignedStatus>((obj, w, opts = {}) => {
+        if (opts.lengthDelimited !== false) {
+          w.fork()
+        }
+
+        if ((obj.author != null && obj.author.byteLength > 0)) {
+          w.uint32(10)
+          w.bytes(obj.author)
+        }
+
+        if ((obj.status != null && obj.status.byteLength > 0)) {
+          w.uint32(18)
+          w.bytes(obj.status)
+        }
+
+        if ((obj.signature != null && obj.signature.byteLength > 0)) {
+          w.uint32(26)
+          w.bytes(obj.signature)
+        }
+
+        if (opts.lengthDelimited !== false) {
+          w.ldelim()
+        }
+      }, (reader, length, opts = {}) => {
+        const obj: any = {
+          author: uint8ArrayAlloc(0),
+          status: uint8ArrayAlloc(0),
+          signature: uint8ArrayAlloc(0)
+        }
+
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              obj.author = reader.bytes()
+              break
+            }
+            case 2: {
+              obj.status = reader.bytes()
+              break
+            }
+            case 3: {
+              obj.signature = reader.bytes()
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+
+        return obj
+      }, function * (reader, length, prefix, opts = {}) {
+        const end = length == null ? reader.len : reader.pos + length
+
+        while (reader.pos < end) {
+          const tag = reader.uint32()
+
+          switch (tag >>> 3) {
+            case 1: {
+              yield {
+                field: `${prefix}.author`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 2: {
+              yield {
+                field: `${prefix}.status`,
+                value: reader.bytes()
+              }
+              break
+            }
+            case 3: {
+              yield {
+                field: `${prefix}.signature`,
+                value: reader.bytes()
+              }
+              break
+            }
+            default: {
+              reader.skipType(tag & 7)
+              break
+            }
+          }
+        }
+      })
+    }
+
+    return _codec
+  }
+
+  export interface SignedStatusAuthorFieldEvent {
+    field: '$.author'
+    value: Uint8Array
+  }
+
+  export interface SignedStatusStatusFieldEvent {
+    field: '$.status'
+    value: Uint8Array
+  }
+
+  export interface SignedStatusSignatureFieldEvent {
+    field: '$.signature'
+    value: Uint8Array
+  }
+
+  export function encode (obj: Partial<SignedStatus>): Uint8Array {
+    return encodeMessage(obj, SignedStatus.codec())
+  }
+
+  export function decode (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SignedStatus>): SignedStatus {
+    return decodeMessage(buf, SignedStatus.codec(), opts)
+  }
+
+  export function stream (buf: Uint8Array | Uint8ArrayList, opts?: DecodeOptions<SignedStatus>): Generator<SignedStatusAuthorFieldEvent | SignedStatusStatusFieldEvent | SignedStatusSignatureFieldEvent> {
+    return streamMessage(buf, SignedStatus.codec(), opts)
+  }
+}
+
 export interface Document {
   kind: string
   id: string
