@@ -7,7 +7,6 @@ import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { peerIdFromMultihash, peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import * as Digest from 'multiformats/hashes/digest'
-import { ping } from '@libp2p/ping'
 import { tcp, type TCPSocketOptions } from '@libp2p/tcp'
 import type { TcpNetConnectOpts } from 'node:net'
 import { yamux } from '@libp2p/yamux'
@@ -819,7 +818,10 @@ export class Host extends EventEmitter<HostEvents> {
       memberCount: () => this.roster?.roster.members.length ?? 1,
       localStatus: () => this.localStatus()
     }, this.options)
-    this.status.on('health', (id) => {
+    this.status.on('health', (id, health) => {
+      // Silent while connected: the connection is dead (a cut cable closes nothing). Drop it so
+      // the reconnect loop dials the member again and the link comes back when the host does.
+      if (health === 'Unreachable' && this.connectedIds.has(id)) this.node?.hangUp(peerIdFromString(id)).catch(() => {})
       const r = this.roster?.roster
       const m = r?.members.find(x => x.id === id)
       if (m != null && r != null) this.emit('host:health', this.row(m, r))
@@ -1486,9 +1488,14 @@ export class Host extends EventEmitter<HostEvents> {
         maxIncomingPendingConnections: 200,
         maxConnections: 1024
       },
+      // No libp2p connection monitor: it pinged every connection every 10 s, all at once, and
+      // aborted a connection whose ping failed, so a host whose CPU was busy for a few seconds
+      // lost its members' connections and reconnected to all of them. Members' liveness is the
+      // status heartbeat's job; it allows for this host's own stalls, and hangs up on a member it
+      // finds silent while connected (see startGroupState), so that the member is dialled again.
+      connectionMonitor: { enabled: false },
       services: {
         identify: identify(),
-        ping: ping(),
         // Gossip only among members (the gater keeps others out). floodPublish sends each message
         // straight to every subscribed peer: one hop in a full mesh, which is what a group is.
         pubsub: gossipsub({
