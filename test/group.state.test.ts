@@ -48,6 +48,22 @@ describe('group state over gossip (real libp2p over loopback)', function () {
       await waitFor(() => changes.at(-1) === 'Healthy', 1_000, 'host:health event')
     })
 
+    it('a member silent while connected is hung up on and dialled again; Healthy once it speaks', async () => {
+      const [leader, f1] = await bed.group(2)
+      await waitFor(() => (leader as any).status.get(f1.id) != null, 5_000, 'f1 heard')
+      const closes: number[] = []
+      leader.libp2p.addEventListener('connection:close', e => { if (e.detail.remotePeer.equals(f1.peerId)) closes.push(Date.now()) })
+      // f1 keeps running and stays connected but publishes nothing: what a cut cable looks like.
+      ;(f1 as any).status.stop()
+      const t0 = Date.now()
+      await waitFor(() => leader.hosts().find(r => r.id === f1.id)?.health === 'Unreachable', 5_000, 'f1 Unreachable')
+      expect(Date.now() - t0).to.be.at.least(1_000) // failureTimeout (1.5 s) counted from the last heartbeat
+      await waitFor(() => closes.length > 0, 2_000, 'the leader hangs up on the silent member')
+      await waitFor(() => leader.libp2p.getConnections(f1.peerId).length > 0, 5_000, 'dialled again')
+      ;(f1 as any).status.start()
+      await waitFor(() => leader.hosts().find(r => r.id === f1.id)?.health === 'Healthy', 5_000, 'f1 Healthy again')
+    })
+
     it('a member cannot pass off a status as another member\'s: receivers check the author\'s signature on relayed copies', async () => {
       const [leader, f1, f2] = await bed.group(3)
       await waitFor(() => (f2 as any).status.get(leader.id) != null, 5_000, 'leader status at f2')

@@ -187,4 +187,19 @@ describe('status heartbeat and health (manual clock)', function () {
     expect(HostStatus.decode(signed.status).name).to.equal('me')
     svc.stop()
   })
+
+  it('a member connected but never heard from turns Unreachable after failureTimeout', async () => {
+    const { svc, clock } = await service(() => 4)
+    svc.start()
+    const seen: string[] = []
+    svc.on('health', (id, h) => { if (id === idOf('other')) seen.push(h) })
+    svc.check(idOf('other')) // what the host does when a connection opens
+    expect(svc.health(idOf('other'))).to.equal('Healthy')
+    await clock.advance(3_000)
+    expect(svc.health(idOf('other'))).to.equal('Healthy')
+    await clock.advance(1_000) // 4 s > 3.5 s, found by the periodic check
+    await new Promise(resolve => setImmediate(resolve))
+    expect(seen).to.deep.equal(['Healthy', 'Unreachable'])
+    svc.stop()
+  })
 })

@@ -79,6 +79,8 @@ export class StatusService extends EventEmitter<{ health: [string, Health], stat
   private readonly opts: StatusOptions
   private readonly table = new Map<string, PeerStatus>()
   private readonly lastHealth = new Map<string, Health>()
+  /** Members connected but not heard from yet: since when this host has been waiting. */
+  private readonly unheardSince = new Map<string, number>()
   private topic?: string
   private seq: bigint
   private heartbeat?: ClockTimer
@@ -129,6 +131,7 @@ export class StatusService extends EventEmitter<{ health: [string, Health], stat
       this.topic = topic
       this.table.clear()
       this.lastHealth.clear()
+      this.unheardSince.clear()
       if (topic != null) {
         pubsub.topicValidators.set(topic, this.validate)
         pubsub.subscribe(topic)
@@ -138,6 +141,7 @@ export class StatusService extends EventEmitter<{ health: [string, Health], stat
       }
     }
     for (const id of this.table.keys()) if (!this.ctx.isMember(id)) this.table.delete(id)
+    for (const id of this.unheardSince.keys()) if (!this.ctx.isMember(id)) this.unheardSince.delete(id)
   }
 
   /** Publishes at the next turn of the event loop, coalescing bursts of changes. */
@@ -157,7 +161,15 @@ export class StatusService extends EventEmitter<{ health: [string, Health], stat
     if (id === this.ctx.id) return this.ctx.localStatus().health === 'Unhealthy' ? 'Unhealthy' : 'Healthy'
     const entry = this.table.get(id)
     const connected = this.ctx.isConnected(id)
-    if (entry == null) return connected ? 'Healthy' : 'Unreachable'
+    if (entry == null) {
+      if (!connected) return 'Unreachable'
+      // Connected but never heard: silent since this host first looked, which a host that
+      // publishes (at once when it joins, then every heartbeat) never stays for long.
+      const now = this.ctx.clock.now()
+      const since = this.unheardSince.get(id) ?? now
+      this.unheardSince.set(id, since)
+      return now - since > this.opts.failureTimeout * this.scale() ? 'Unreachable' : 'Healthy'
+    }
     const silent = this.ctx.clock.now() - entry.heardAt
     if (silent > this.opts.failureTimeout * this.scale()) return 'Unreachable'
     if (!connected && silent > this.opts.disconnectGrace) return 'Unreachable'
@@ -225,10 +237,11 @@ export class StatusService extends EventEmitter<{ health: [string, Health], stat
       if (late > this.opts.disconnectGrace / 2) {
         this.stalls++
         for (const entry of this.table.values()) entry.heardAt = Math.min(now, entry.heardAt + late)
+        for (const [id, since] of this.unheardSince) this.unheardSince.set(id, Math.min(now, since + late))
       }
       setImmediate(() => {
         if (!this.running) return
-        for (const id of this.table.keys()) this.check(id)
+        for (const id of [...this.table.keys(), ...this.unheardSince.keys()]) this.check(id)
       })
       this.scheduleCheck()
     }, period)
@@ -276,6 +289,7 @@ export class StatusService extends EventEmitter<{ health: [string, Health], stat
 
   private record (id: string, status: HostStatus): TopicValidatorResult {
     this.counters.received++
+    this.unheardSince.delete(id)
     this.table.set(id, { status, heardAt: this.ctx.clock.now() })
     this.emit('status', id, status)
     this.check(id)
