@@ -20,6 +20,7 @@ import { createReadStream } from 'node:fs'
 import { open, stat, writeFile } from 'node:fs/promises'
 import http from 'node:http'
 import { Session } from 'node:inspector/promises'
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
 import net from 'node:net'
 import { pipeline } from 'node:stream/promises'
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
@@ -34,6 +35,21 @@ const opts: { host: HostOptions, rawWrite?: number } = JSON.parse(process.env.CO
 const RAW_WRITE = opts.rawWrite ?? 1024 * 1024
 
 type Request = { id: number, cmd: string } & Record<string, any>
+
+/**
+ * Garbage collections of this process so far: how many of each kind and the main-thread pause they
+ * took (what the loopback figures spend besides the protocol; concurrent marking on V8's own
+ * threads shows only in the CPU time).
+ */
+const gc = { major: 0, minor: 0, pause_ms: 0 }
+new PerformanceObserver(list => {
+  for (const e of list.getEntries()) {
+    const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind
+    if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) gc.major++
+    else if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) gc.minor++
+    gc.pause_ms += e.duration
+  }
+}).observe({ entryTypes: ['gc'] })
 
 function send (msg: Record<string, unknown>): void {
   if (process.connected) {
@@ -137,7 +153,7 @@ const handlers: Record<string, (req: Request) => Promise<unknown>> = {
   counters: async () => {
     const ex = (host as any).content?.exchange
     const m = process.memoryUsage()
-    return { exchange: ex != null ? { ...ex.counters } : undefined, cpu: cpu(), rss: m.rss, arrayBuffers: m.arrayBuffers }
+    return { exchange: ex != null ? { ...ex.counters } : undefined, cpu: cpu(), gc: { ...gc }, rss: m.rss, arrayBuffers: m.arrayBuffers }
   },
   /** Debug: yamux windows of this host's streams. */
   streams: async () => host!.libp2p.getConnections().flatMap(c => c.streams.map((s: any) => ({ peer: c.remotePeer.toString().slice(-4), proto: s.protocol, dir: s.direction, recvWindow: s.recvWindow, sendCap: s.sendWindowCapacity, rtt: s.getRTT?.() }))),

@@ -122,6 +122,9 @@ class Child extends IpcChild {
   }
 }
 
+/** A host process's CPU time (µs) and garbage collections so far. */
+interface HostCounters { user: number, system: number, gc: { major: number, minor: number, pause_ms: number } }
+
 function env (host: Record<string, unknown>): NodeJS.ProcessEnv {
   return { ...process.env, CONTENT_HOST_OPTS: JSON.stringify({ host, rawWrite: RAW_WRITE }) }
 }
@@ -169,6 +172,8 @@ export interface LoopbackResult {
   ratio_raw_libp2p_to_raw_tcp: number
   /** CPU time per GiB moved, median over rounds, in ms: sender / receiver. */
   cpu_ms_per_GiB: Record<string, { sender: number, receiver: number }>
+  /** Full (mark-compact) garbage collections per GiB moved, medians: what most of the CPU beyond the protocol goes to. */
+  major_gcs_per_GiB: Record<string, { sender: number, receiver: number }>
   exchange: { requested: number, received: number, failed: number, corrupt: number, channels: number }
   target: number
   pass: boolean
@@ -187,6 +192,7 @@ async function loopback (): Promise<LoopbackResult> {
     const files = await dirs.make('edgelink-bench-files-')
     const runs: Record<string, number[]> = { sync: [], sync_import: [], raw: [], tcp: [] }
     const cpuRuns: Record<string, { sender: number[], receiver: number[] }> = { sync: { sender: [], receiver: [] }, raw: { sender: [], receiver: [] }, tcp: { sender: [], receiver: [] } }
+    const gcRuns: Record<string, { sender: number[], receiver: number[] }> = { sync: { sender: [], receiver: [] }, raw: { sender: [], receiver: [] }, tcp: { sender: [], receiver: [] } }
     const order: string[][] = []
     const kinds = ['sync', 'raw', 'tcp'].filter(k => (OPTS.kinds as string[]).includes(k))
     const GiB = BYTES / 2 ** 30
@@ -199,8 +205,8 @@ async function loopback (): Promise<LoopbackResult> {
         const profile = async (c: Child, cmd: 'profStart' | 'profStop', side: string): Promise<void> => {
           if (OPTS.profile !== '') await c.call(cmd, { path: join(OPTS.profile, `${kind}-${r}-${side}.cpuprofile`) })
         }
-        const counters = async (c: Child): Promise<{ user: number, system: number }> => (await c.call('counters')).cpu
-        let sender0 = { user: 0, system: 0 }
+        const counters = async (c: Child): Promise<HostCounters> => { const x = await c.call('counters'); return { ...x.cpu, gc: x.gc } }
+        let sender0: HostCounters = { user: 0, system: 0, gc: { major: 0, minor: 0, pause_ms: 0 } }
         await profile(b, 'profStart', 'receiver')
         const receiver0 = await counters(b)
         if (kind !== 'sync') {
@@ -229,6 +235,8 @@ async function loopback (): Promise<LoopbackResult> {
         await Promise.all([profile(a, 'profStop', 'sender'), profile(b, 'profStop', 'receiver')])
         cpuRuns[kind].sender.push((cpuMs(sender1) - cpuMs(sender0)) / GiB)
         cpuRuns[kind].receiver.push((cpuMs(receiver1) - cpuMs(receiver0)) / GiB)
+        gcRuns[kind].sender.push((sender1.gc.major - sender0.gc.major) / GiB)
+        gcRuns[kind].receiver.push((receiver1.gc.major - receiver0.gc.major) / GiB)
       }
       const mbps = (x: number | undefined): string => x == null ? 'not run' : `${Math.round(x)} MB/s`
       log(`loopback round ${r + 1}/${ROUNDS}: sync ${mbps(runs.sync[r])}, raw libp2p ${mbps(runs.raw[r])}, raw TCP ${mbps(runs.tcp[r])}`)
@@ -252,6 +260,7 @@ async function loopback (): Promise<LoopbackResult> {
       ratio_sync_to_raw_tcp: r2(median(runs.sync) / median(runs.tcp)),
       ratio_raw_libp2p_to_raw_tcp: r2(median(runs.raw) / median(runs.tcp)),
       cpu_ms_per_GiB: Object.fromEntries(Object.entries(cpuRuns).map(([k, v]) => [k, { sender: Math.round(median(v.sender)), receiver: Math.round(median(v.receiver)) }])),
+      major_gcs_per_GiB: Object.fromEntries(Object.entries(gcRuns).map(([k, v]) => [k, { sender: Math.round(median(v.sender)), receiver: Math.round(median(v.receiver)) }])),
       exchange: { requested: counters.requested, received: counters.received, failed: counters.failed, corrupt: counters.corrupt, channels: counters.channels },
       target: TARGETS.loopback_ratio_to_raw_libp2p,
       pass: ratio >= TARGETS.loopback_ratio_to_raw_libp2p

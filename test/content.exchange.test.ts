@@ -102,6 +102,23 @@ class MemorySource implements ChunkSource {
   complete (c: TestContent): boolean { return countBits(this.bitmap(c.id) ?? new Uint8Array(0), c.hashes.length) === c.hashes.length }
 }
 
+/**
+ * Reads chunks into the buffer the exchange hands it, as the real store does (ChunkSource.readChunk
+ * with `into`), and remembers every distinct buffer it was handed.
+ */
+class IntoSource extends MemorySource {
+  readonly buffers = new Set<ArrayBufferLike>()
+
+  override async readChunk (hash: string, into?: (size: number) => Uint8Array): Promise<Uint8Array> {
+    const b = await super.readChunk(hash)
+    if (into == null) return b
+    const out = into(b.length)
+    this.buffers.add(out.buffer)
+    out.set(b)
+    return out.subarray(0, b.length)
+  }
+}
+
 /** Serves wrong bytes for every chunk it claims to hold. */
 class LyingSource extends MemorySource {
   override async readChunk (hash: string): Promise<Uint8Array> {
@@ -274,6 +291,22 @@ describe('content exchange', function () {
       await p
       expect(done).to.equal(true)
     })
+  })
+
+  it('serving reuses its read buffers once the connection has encrypted their bytes, under backpressure', async () => {
+    // 1 MiB chunks over a 256 KiB stream window: every send waits for the stream to drain.
+    const c = randomContent(48 * MiB, MiB)
+    const src = await peer(new IntoSource())
+    src.source.add(c, true)
+    const dst = await peer(new MemorySource({ keep: false }))
+    dst.source.add(c)
+    await connectAll(src, dst)
+    await dst.exchange.fetch(c.id, c.hashes, c.sizes)
+    expect(dst.source.complete(c)).to.equal(true)
+    expect(dst.exchange.counters.corrupt, 'every chunk arrived intact').to.equal(0)
+    expect(src.exchange.counters.served).to.equal(48)
+    // One being sent, one read ahead, a few held until Noise took their bytes: not one per chunk.
+    expect((src.source as IntoSource).buffers.size).to.be.at.most(8)
   })
 
   it('one source, one fetcher: every chunk arrives verified, progress is monotonic', async () => {

@@ -257,6 +257,36 @@ describe('content store', function () {
       expect(await chunkFiles(cs)).to.have.length(0)
     })
 
+    it('a removal waits for a write of the same chunk under way, so no file of it is left behind', async () => {
+      let release!: () => void
+      const held = new Promise<void>(resolve => { release = resolve })
+      let renames = 0
+      let target = '-'
+      const fs = {
+        ...fsp,
+        rename: async (from: string, to: string) => {
+          // Hold the download's write of chunk 0 just before its file gets its name.
+          if (String(to).endsWith(target)) { renames++; await held }
+          await fsp.rename(from, to)
+        }
+      } as unknown as ContentFs
+      const cs = await contentStore('data', { fs })
+      const bytes = randomBytes(2 * CS)
+      const { manifest, id } = await cs.importPath(await file('f', bytes))
+      await cs.addManifest(id, manifest, 'u')
+      const [h0] = uniqueChunks(manifest)
+      target = h0
+      await fsp.rm(cs.chunkPath(h0))
+      const writing = cs.writeChunk(h0, bytes.subarray(0, CS))
+      await waitFor(() => renames > 0, 5_000, 'the write waiting at its rename')
+      const removing = cs.removeManifest(id)
+      await new Promise(resolve => setTimeout(resolve, 50))
+      release()
+      await writing
+      expect(await removing).to.equal(true)
+      expect(await chunkFiles(cs), 'no chunk file outlives its content').to.deep.equal([])
+    })
+
     it('stops an aborted import and leaves no chunk files', async () => {
       const cs = await contentStore('data')
       const ac = new AbortController()

@@ -6,7 +6,9 @@
  * - GET and ANY: a downloader keeps one stream per peer open while it fetches (a
  *   {@link GetChannel}) and pipelines its requests on it, so no chunk pays for a stream, a
  *   protocol negotiation or a round trip of its own. A chunk's bytes follow its response header
- *   unframed and are copied once, from the stream's buffers into a reused chunk buffer. How many
+ *   unframed and are copied once, from the stream's buffers into a reused, page-aligned chunk
+ *   buffer, and hashed on the way, while they are in the cache: a chunk that is not what was asked
+ *   for never reaches the store, and one that is goes to disk with O_DIRECT (`direct.ts`). How many
  *   are outstanding adapts to the peer: enough for WINDOW_TIME at the rate it sends at (plus one
  *   waiting), 2 to `perPeerConcurrency`; a deeper queue on a slow link only delays everything on
  *   that connection (libp2p's connection monitor closes a connection whose ping takes ~5 s).
@@ -24,6 +26,7 @@
  * Downloads are resumable by construction: only chunks the local bitmap lacks are fetched, and a
  * chunk is marked held only after the store verified and stored it.
  */
+import { createHash, type Hash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
@@ -34,6 +37,7 @@ import type { Clock, ClockTimer } from '../clock.ts'
 import { EdgelinkError, isEdgelinkError, isErrorCode } from '../errors.ts'
 import type { Logger } from '../logger.ts'
 import { bitmapLength, hasBit } from './bitmap.ts'
+import { ChunkBuffers } from './direct.ts'
 import { ContentRequest, ContentResponse } from './content.ts'
 import { isChunkHash, MAX_CHUNKS } from './manifest.ts'
 import { ANY_CANDIDATES, Swarm, type Assignment, type FailReason } from './swarm.ts'
@@ -97,11 +101,13 @@ export interface ChunkSource {
    */
   readChunk(hash: string, into?: (size: number) => Uint8Array): Promise<Uint8Array>
   /**
-   * Verifies SHA-256 === hash (throws EdgelinkError CHUNK_CORRUPT otherwise) and stores it durably.
-   * What it resolves to is ignored. `bytes` is the exchange's again once the promise settles (it
-   * receives the next chunk into it): copy what you keep.
+   * Stores a chunk durably. `digest` is the SHA-256 the exchange computed of `bytes` as they
+   * arrived, already found equal to `hash`: the store need not hash them again (it throws
+   * EdgelinkError CHUNK_CORRUPT if they differ). What it resolves to is ignored. `bytes` is the
+   * exchange's again once the promise settles (it receives the next chunk into it): copy what you
+   * keep. They may be a page-aligned view the store can write with O_DIRECT (see `direct.ts`).
    */
-  writeChunk(hash: string, bytes: Uint8Array): Promise<unknown>
+  writeChunk(hash: string, bytes: Uint8Array, digest: string): Promise<unknown>
   /**
    * Bit i = uniqueChunks[i] held (MSB-first, see `bitmap.ts`); undefined when the content is
    * unknown here. Read on every HAVE: it must reflect `markHave` at once.
@@ -244,9 +250,10 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
   private readonly inflightPeer = new Map<string, number>()
   /** One download channel per peer, shared by every download. */
   private readonly channels = new Map<string, GetChannel>()
-  private readonly buffers: BufferPool
+  /** Buffers chunks are received into (page-aligned, for direct writes). */
+  private readonly buffers: ChunkBuffers
   /** Buffers chunks are read into to be served; one goes back only once nothing refers to it. */
-  private readonly serveBuffers: BufferPool
+  private readonly serveBuffers: ServeBuffers
   private readonly giving = new Giving()
   /** Peers watching each content held here (WATCH streams served). */
   private readonly watchers = new Map<string, Set<Watcher>>()
@@ -293,8 +300,8 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
     }
     if (opts.perPeerConcurrency > MAX_PIPELINE) throw new EdgelinkError('INVALID_ARGUMENT', `exchange option perPeerConcurrency must be at most ${MAX_PIPELINE}`)
     this.opts = opts
-    this.buffers = new BufferPool(opts.totalConcurrency)
-    this.serveBuffers = new BufferPool(opts.uploadSlots)
+    this.buffers = new ChunkBuffers(opts.totalConcurrency)
+    this.serveBuffers = new ServeBuffers(opts.uploadSlots)
     // The burst lets a quarter second of rate (at least one slice) leave at once after a pause.
     if (opts.uploadRate > 0) this.bucket = new TokenBucket(opts.uploadRate, Math.max(SLICE_SIZE, opts.uploadRate / 4), ctx.clock)
   }
@@ -581,7 +588,7 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
     let owned = a.any == null
     let picked = a.any == null
     const get = async (): Promise<void> => {
-      let bytes: Uint8Array | undefined
+      let got: Received
       try {
         // Stored meanwhile, by another download sharing the chunk or by the scan.
         if (a.any == null && await this.ctx.source.hasChunk(run.hashes[index])) {
@@ -597,7 +604,7 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
       if (a.any == null) this.counters.requested++
       try {
         const ch = this.channel(peer, run.peerIds.get(peer) ?? peerIdFromString(peer))
-        bytes = a.any == null
+        got = a.any == null
           ? await ch.get(run.id, index, run.hashes[index], run.sizes[index], signal)
           : await ch.getAny(run.id, a.any.map(i => ({ index: i, hash: run.hashes[i], size: run.sizes[i] })), signal, i => {
             index = i
@@ -609,13 +616,22 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
         this.onGetFailed(run, peer, owned ? index : -1, err, picked ? undefined : a.any)
         return
       }
-      // The next request to this peer may go out while this chunk is verified and stored.
+      // The next request to this peer may go out while this chunk is stored.
       run.lastChunk = Date.now()
       mine.delete(ctl)
       offWire()
       this.pump()
+      const { bytes, digest } = got
+      // Finished meanwhile (complete through another request, cancelled, the content removed):
+      // writing now could put back a chunk file a removal has just deleted.
+      if (run.finished) {
+        this.buffers.put(bytes)
+        return
+      }
       try {
-        await this.ctx.source.writeChunk(run.hashes[index], bytes)
+        // Hashed as it arrived: a chunk that is not what was asked for never reaches the store.
+        if (digest !== run.hashes[index]) throw new EdgelinkError('CHUNK_CORRUPT', `chunk ${index} does not match its hash`)
+        await this.ctx.source.writeChunk(run.hashes[index], bytes, digest)
       } catch (err) {
         if (isEdgelinkError(err, 'CHUNK_CORRUPT')) this.onGetFailed(run, peer, owned ? index : -1, new CorruptError('the chunk does not match its hash'))
         else this.finish(run, storeError(err))
@@ -838,7 +854,7 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
         tail = tail.then(async () => {
           const j = await job
           try {
-            await this.answer(stream, j, dog)
+            await this.answer(stream, conn, j, dog)
           } catch (err) {
             j.undo?.()
             throw err
@@ -956,40 +972,34 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
   }
 
   /** Sends one answer: a response header, and for a granted GET the chunk's bytes after it. */
-  private async answer (stream: Stream, job: Job, dog: Watchdog): Promise<void> {
+  private async answer (stream: Stream, conn: Connection, job: Job, dog: Watchdog): Promise<void> {
     const signal = dog.signal
     if (job.chunk == null) {
       await send(stream, lengthPrefixed(ContentResponse.encode({ code: job.code, bitmap: (job.bitmap ?? new Uint8Array(0)) as Uint8Array<ArrayBuffer>, size: 0 })), signal)
       return
     }
-    const flushed = await this.sendChunk(stream, ContentResponse.encode({ code: '', bitmap: new Uint8Array(0), size: job.chunk.length, have: [], index: job.index ?? 0 }), job.chunk, signal, () => { dog.kick() })
-    // The stream (or the connection under it) may still hold the bytes unencrypted when a send
-    // had to wait: such a buffer is left to the garbage collector rather than reused.
-    if (flushed && job.pooled != null) this.serveBuffers.put(job.pooled)
+    await this.sendChunk(stream, ContentResponse.encode({ code: '', bitmap: new Uint8Array(0), size: job.chunk.length, have: [], index: job.index ?? 0 }), job.chunk, signal, () => { dog.kick() })
+    if (job.pooled != null) this.serveBuffers.release(job.pooled, stream, conn)
   }
 
   /**
    * Writes a response header and the chunk's bytes after it, in pieces (WRITE_SIZE, or SLICE_SIZE
    * paid for with tokens under an upload limit), waiting for `drain` whenever the stream says so.
-   * Resolves with whether every piece left the stream's and the connection's buffers at once (each
-   * send was taken without waiting and nothing is queued): then nothing refers to `bytes` any more.
    */
-  private async sendChunk (stream: Stream, header: Uint8Array, bytes: Uint8Array, signal: AbortSignal, onPiece?: () => void): Promise<boolean> {
+  private async sendChunk (stream: Stream, header: Uint8Array, bytes: Uint8Array, signal: AbortSignal, onPiece?: () => void): Promise<void> {
     const head = lengthPrefixed(header)
     const piece = this.bucket == null ? WRITE_SIZE : SLICE_SIZE
     let first = true
-    let flushed = true
     for (let off = 0; off < bytes.length || first; off += piece) {
       const part = bytes.subarray(off, Math.min(bytes.length, off + piece))
       if (this.bucket != null) await this.bucket.take(part.length, signal)
       // The header goes out with the first piece, in one write (a list: no copy).
-      if (!await send(stream, first ? new Uint8ArrayList(head, part) : part, signal)) flushed = false
+      await send(stream, first ? new Uint8ArrayList(head, part) : part, signal)
       first = false
       onPiece?.()
       this.counters.servedBytes += part.length
     }
     this.counters.served++
-    return flushed && stream.writeBufferLength === 0
   }
 }
 
@@ -1054,18 +1064,23 @@ interface Pending {
   onPick?: (index: number) => void
   /** When the request was written, Date.now(). */
   sent: number
-  resolve: (bytes: Uint8Array) => void
   reject: (err: unknown) => void
   /** The asker gave up: its bytes are still read off the stream, and dropped. */
   dropped: boolean
   /** Where the bytes go, allocated when they start arriving. */
   out?: Uint8Array
+  /** Their SHA-256 so far: each piece is hashed as it is copied, while it is in the cache. */
+  hash?: Hash
   off: number
+  resolve: (got: Received) => void
 }
+
+/** A chunk's bytes as received, and their SHA-256 (hex). */
+interface Received { bytes: Uint8Array, digest: string }
 
 interface ChannelInit {
   open: (signal: AbortSignal) => Promise<Stream>
-  buffers: BufferPool
+  buffers: ChunkBuffers
   chunkTimeout: number
   idle: number
   onClose: () => void
@@ -1122,15 +1137,15 @@ class GetChannel {
    * verified. Rejects with RefusedError, CorruptError (wrong size announced), CancelledError, or
    * why the channel ended. On `signal` it rejects at once; the bytes are still read and dropped.
    */
-  async get (contentId: string, index: number, hash: string, size: number, signal: AbortSignal): Promise<Uint8Array> {
+  async get (contentId: string, index: number, hash: string, size: number, signal: AbortSignal): Promise<Received> {
     return await this.request(ContentRequest.encode({ op: 'GET', contentId, index, hash: Buffer.from(hash, 'hex') }), size, signal)
   }
 
-  private async request (msg: Uint8Array, size: number, signal: AbortSignal, any?: Map<number, number>, onPick?: (index: number) => void): Promise<Uint8Array> {
+  private async request (msg: Uint8Array, size: number, signal: AbortSignal, any?: Map<number, number>, onPick?: (index: number) => void): Promise<Received> {
     if (this.closed) throw new CancelledError('the channel closed')
     signal.throwIfAborted()
     let p!: Pending
-    const done = new Promise<Uint8Array>((resolve, reject) => { p = { size, any, onPick, sent: Date.now(), resolve, reject, dropped: false, off: 0 } })
+    const done = new Promise<Received>((resolve, reject) => { p = { size, any, onPick, sent: Date.now(), resolve, reject, dropped: false, off: 0 } })
     this.queue.push(p)
     this.lastActivity = Date.now()
     const req = lengthPrefixed(msg)
@@ -1150,7 +1165,7 @@ class GetChannel {
    * which, before the bytes come. Rejects like {@link get}, and with RefusedError('SENT') when it
    * gave all of them away.
    */
-  async getAny (contentId: string, candidates: Array<{ index: number, hash: string, size: number }>, signal: AbortSignal, onPick: (index: number) => void): Promise<Uint8Array> {
+  async getAny (contentId: string, candidates: Array<{ index: number, hash: string, size: number }>, signal: AbortSignal, onPick: (index: number) => void): Promise<Received> {
     const any = new Map(candidates.map(c => [c.index, c.size]))
     const req = ContentRequest.encode({ op: 'ANY', contentId, index: 0, hash: new Uint8Array(0), any: candidates.map(c => ({ index: c.index, hash: Buffer.from(c.hash, 'hex') })) })
     return await this.request(req, -1, signal, any, onPick)
@@ -1214,8 +1229,10 @@ class GetChannel {
       }
       const n = Math.min(head.size - head.off, buf.length - pos)
       if (!head.dropped) {
+        const piece = n === buf.length ? buf : buf.subarray(pos, pos + n)
         head.out ??= this.init.buffers.get(head.size)
-        head.out.set(n === buf.length ? buf : buf.subarray(pos, pos + n), head.off)
+        head.out.set(piece, head.off)
+        ;(head.hash ??= createHash('sha256')).update(piece)
       }
       head.off += n
       pos += n
@@ -1264,7 +1281,7 @@ class GetChannel {
     this.rateBusy = this.rateBusy * decay + busy
     this.rateChunks = this.rateChunks * decay + 1
     this.rate = { bytesPerMs: this.rateBytes / this.rateBusy, chunk: Math.max(1, this.rateBytes / this.rateChunks) }
-    if (!head.dropped) head.resolve(head.out ?? new Uint8Array(0))
+    if (!head.dropped) head.resolve({ bytes: head.out ?? new Uint8Array(0), digest: (head.hash ?? createHash('sha256')).digest('hex') })
     else if (head.out != null) this.init.buffers.put(head.out)
     this.maybeIdle()
   }
@@ -1414,37 +1431,65 @@ class Watcher {
 }
 
 /**
- * Chunk buffers, reused: once warm, receiving a chunk allocates nothing. A fresh 1 MiB buffer per
- * chunk is external memory V8 has to account for, and made it collect garbage several times per
- * 100 MiB received, ~0.5 s of CPU per GiB (measured). Keeps at most `max` free buffers; emptied
- * when no download runs.
+ * Buffers chunks are read into to be served, reused: a fresh 1 MiB buffer per chunk is external
+ * memory the garbage collector chases (measured: ~50 more full collections per GiB served). A
+ * buffer is only reused once nothing refers to its bytes any more. Sending hands the stream views
+ * of it; they wait in the stream's write queue and in the connection's (the Noise layer under the
+ * muxer), and Noise encrypts whatever it takes from its queue at once, into new memory. So a buffer
+ * is free when both queues are empty (or the connection is gone); until then it is held, at most
+ * `max` of them (older ones are left to the garbage collector). Keeps at most `max` free buffers.
  */
-class BufferPool {
+class ServeBuffers {
   private readonly max: number
   private readonly free = new Map<number, Uint8Array[]>()
   private count = 0
+  private readonly held: Array<{ buf: Uint8Array, stream: Stream, conn: Connection }> = []
 
   constructor (max: number) { this.max = max }
 
   get (size: number): Uint8Array {
+    this.sweep()
     const b = this.free.get(size)?.pop()
     if (b == null) return Buffer.allocUnsafeSlow(size)
     this.count--
     return b
   }
 
-  put (b: Uint8Array): void {
+  /** `buf`'s bytes were sent on `stream` of `conn`: reused once no queue holds them. */
+  release (buf: Uint8Array, stream: Stream, conn: Connection): void {
+    if (isFlushed(stream, conn)) { this.put(buf); return }
+    this.held.push({ buf, stream, conn })
+    if (this.held.length > this.max) this.held.shift()
+  }
+
+  private sweep (): void {
+    for (let i = this.held.length - 1; i >= 0; i--) {
+      const h = this.held[i]
+      if (!isFlushed(h.stream, h.conn)) continue
+      this.held.splice(i, 1)
+      this.put(h.buf)
+    }
+  }
+
+  private put (b: Uint8Array): void {
     if (this.count >= this.max || b.byteLength === 0) return
     let list = this.free.get(b.byteLength)
     if (list == null) this.free.set(b.byteLength, list = [])
     list.push(b)
     this.count++
   }
+}
 
-  clear (): void {
-    this.free.clear()
-    this.count = 0
-  }
+/**
+ * Whether nothing queued on `stream` or under it still refers to bytes given to `stream.send`.
+ * The connection's secure channel is libp2p's `muxer.maConn` (not in its typed interface); where
+ * it is not found, false: the buffer is then never reused, which is safe.
+ */
+function isFlushed (stream: Stream, conn: Connection): boolean {
+  if (stream.writeBufferLength !== 0) return false
+  const secure = (conn as unknown as { muxer?: { maConn?: { writeBufferLength?: unknown, status?: unknown } } }).muxer?.maConn
+  if (secure == null || typeof secure.writeBufferLength !== 'number') return false
+  return secure.writeBufferLength === 0 || secure.status === 'closed' || secure.status === 'aborted'
 }
 
 // ---------------------------------------------------------------------- serving helpers

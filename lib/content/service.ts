@@ -211,7 +211,7 @@ function chunkSource (cs: ContentStore): ChunkSource {
     hasChunk: (hash) => cs.hasChunk(hash),
     // Serving: the receiver verifies every chunk; bit rot is checked once per chunk and process.
     readChunk: async (hash, into) => await cs.readChunk(hash, { verify: 'once', into }),
-    writeChunk: async (hash, bytes) => { await cs.writeChunk(hash, bytes) },
+    writeChunk: async (hash, bytes, digest) => { await cs.writeChunk(hash, bytes, digest) },
     bitmap: (id) => cs.has(id) ? cs.bitmap(id) : undefined,
     markHave: async (id, index) => { await cs.markHave(id, index) }
   }

@@ -25,6 +25,7 @@ import { EdgelinkError, isEdgelinkError } from '../errors.ts'
 import type { ChunkRefs, Store } from '../store/index.ts'
 import { throwIfAborted, Mutex } from '../util.ts'
 import { clearBit, hasBit, newBitmap, setBit } from './bitmap.ts'
+import { directView, isDirectUnsupported, O_DIRECT_CREATE } from './direct.ts'
 import { chunkTable, contentIdOf, decodeManifest, encodeManifest, isChunkHash, MAX_CHUNKS, MAX_FILES, parseManifest, pathProblem } from './manifest.ts'
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, type ContentInfo, type ContentKind, type Manifest, type ManifestFile } from './types.ts'
 
@@ -58,6 +59,13 @@ export interface ContentStoreOptions {
    * @default 256
    */
   flushEvery?: number
+  /**
+   * Write chunks that arrive in page-aligned buffers (the exchange's) with O_DIRECT, past the
+   * page cache: no copy into the kernel and no gigabytes of images crowding out what the host
+   * caches. A file system that refuses it (EINVAL) is written through the cache from then on.
+   * @default true
+   */
+  directIo?: boolean
 }
 
 export interface ImportOptions {
@@ -130,6 +138,8 @@ export class ContentStore {
   private readonly importPins = new Map<string, string[]>()
   /** Chunk files being deleted: a write of the same chunk waits for the deletion first. */
   private readonly deleting = new Map<string, Promise<void>>()
+  /** Chunk writes under way, by hash: a deletion of the chunk waits for them first. */
+  private readonly writing = new Map<string, Set<Promise<boolean>>>()
   private readonly madeDirs = new Set<string>()
   /**
    * Chunks whose file this process wrote from verified bytes or has read back and verified: a
@@ -139,6 +149,8 @@ export class ContentStore {
   private pendingBits = 0
   private flushTimer?: ClockTimer
   private closed = false
+  /** Whether chunks in aligned buffers are written with O_DIRECT (off once the file system refused it). */
+  private direct: boolean
 
   private constructor (dataDir: string, store: Store, options: ContentStoreOptions) {
     const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE
@@ -153,6 +165,7 @@ export class ContentStore {
     this.clock = options.clock ?? systemClock
     this.flushIntervalMs = options.flushIntervalMs ?? 250
     this.flushEvery = options.flushEvery ?? 256
+    this.direct = (options.directIo ?? true) && O_DIRECT_CREATE !== 0
   }
 
   /**
@@ -194,14 +207,22 @@ export class ContentStore {
   /**
    * Stores a chunk after checking that its SHA-256 is `hash`; on a mismatch throws `CHUNK_CORRUPT`
    * and writes nothing. Returns whether the chunk was new (false when it was already held).
+   *
+   * `digest` is for a caller that hashed exactly these bytes itself, as the exchange does while
+   * they arrive (then they are not hashed twice); a `digest` other than `hash` is refused the
+   * same way. Bytes in a page-aligned buffer (see `direct.ts`) are written with O_DIRECT.
+   *
+   * The file is written under a temp name, flushed to the disk (fdatasync), then renamed. The
+   * rename is not flushed: after a power cut a received chunk may be missing, never wrong, and
+   * the bitmap, rebuilt from the files present at open, asks for it again.
    */
-  async writeChunk (hash: string, bytes: Uint8Array): Promise<boolean> {
+  async writeChunk (hash: string, bytes: Uint8Array, digest?: string): Promise<boolean> {
     assertHash(hash)
     // Hashed on libuv's thread pool (WebCrypto's digest is an async job), not on the event loop
     // that also decrypts and serves: ~0.8 ms per MiB the network side keeps.
-    const actual = await sha256Async(bytes)
+    const actual = digest ?? await sha256Async(bytes)
     if (actual !== hash) throw new EdgelinkError('CHUNK_CORRUPT', `chunk ${hash} does not match its hash (got ${actual})`)
-    return await this.storeVerified(hash, bytes)
+    return await this.storeVerified(hash, bytes, { syncDir: false })
   }
 
   /**
@@ -418,7 +439,8 @@ export class ContentStore {
     }
     if (hasBit(entry.bits, index)) return false
     const hash = entry.hashes[index]
-    if (!await this.exists(this.chunkPath(hash))) throw new EdgelinkError('CHUNK_MISSING', `chunk ${hash} of content ${id} is not on disk`)
+    // A chunk this process wrote or verified is there (deleting one forgets it): no stat needed.
+    if (!this.verified.has(hash) && !await this.exists(this.chunkPath(hash))) throw new EdgelinkError('CHUNK_MISSING', `chunk ${hash} of content ${id} is not on disk`)
     // Removed or re-registered while we looked: the bit would land in a bitmap nobody reads.
     if (this.entries.get(id) !== entry || hasBit(entry.bits, index)) return false
     this.setHave(entry, index)
@@ -606,8 +628,25 @@ export class ContentStore {
     return present
   }
 
-  /** Writes already verified bytes: temp file, fsync, rename, fsync of the directory. */
-  private async storeVerified (hash: string, bytes: Uint8Array): Promise<boolean> {
+  /**
+   * Writes already verified bytes: temp file (O_DIRECT when `bytes` allow it), flushed to disk,
+   * renamed; then, with `syncDir`, the directory flushed too, so the new name survives a power cut
+   * (imports: the uploader may hold the only copy).
+   */
+  private async storeVerified (hash: string, bytes: Uint8Array, options: { syncDir: boolean }): Promise<boolean> {
+    // A deletion of the same chunk waits for this write to land, then deletes it (deleteFiles).
+    const p = this.writeFile(hash, bytes, options)
+    const writes = this.writing.get(hash) ?? new Set()
+    this.writing.set(hash, writes.add(p))
+    try {
+      return await p
+    } finally {
+      writes.delete(p)
+      if (writes.size === 0 && this.writing.get(hash) === writes) this.writing.delete(hash)
+    }
+  }
+
+  private async writeFile (hash: string, bytes: Uint8Array, options: { syncDir: boolean }): Promise<boolean> {
     const deleting = this.deleting.get(hash)
     if (deleting != null) await deleting
     const final = this.chunkPath(hash)
@@ -620,10 +659,32 @@ export class ContentStore {
         await this.fs.mkdir(dir, { recursive: true })
         this.madeDirs.add(dir)
       }
-      fh = await this.fs.open(tmp, 'wx', 0o644)
-      await writeAll(fh, bytes)
-      await fh.sync()
-      await fh.close()
+      const view = this.direct ? directView(bytes) : undefined
+      let written = false
+      if (view != null) {
+        try {
+          fh = await this.fs.open(tmp, O_DIRECT_CREATE, 0o644)
+          const { bytesWritten } = await fh.write(view, 0, view.length, 0)
+          // A short direct write leaves an unaligned rest that O_DIRECT cannot write: the disk is full.
+          if (bytesWritten !== view.length) throw Object.assign(new Error(`short write (${bytesWritten} of ${view.length} bytes)`), { code: 'ENOSPC' })
+          if (view.length !== bytes.length) await fh.truncate(bytes.length)
+          await fh.datasync()
+          written = true
+        } catch (err) {
+          if (!isDirectUnsupported(err)) throw err
+          // This file system does not do O_DIRECT (or not with these sizes): the page cache from now on.
+          this.direct = false
+          await fh?.close().catch(() => {})
+          fh = undefined
+          await this.fs.rm(tmp, { force: true })
+        }
+      }
+      if (!written) {
+        fh = await this.fs.open(tmp, 'wx', 0o644)
+        await writeAll(fh, bytes)
+        await fh.sync()
+      }
+      await fh?.close()
       fh = undefined
       await this.fs.rename(tmp, final)
       this.noteVerified(hash)
@@ -632,7 +693,7 @@ export class ContentStore {
       await this.fs.rm(tmp, { force: true }).catch(() => {})
       throw fsError(err, `cannot write chunk ${hash} under ${this.chunksDir}`)
     }
-    await this.syncDir(dir)
+    if (options.syncDir) await this.syncDir(dir)
     return true
   }
 
@@ -669,6 +730,9 @@ export class ContentStore {
     let n = 0
     for (const hash of hashes) {
       if (this.pins.has(hash)) continue
+      // A write of it under way (a download that had it in flight) would put it back after the rm.
+      const writes = this.writing.get(hash)
+      if (writes != null) await Promise.allSettled(writes)
       this.verified.delete(hash)
       const p = this.fs.rm(this.chunkPath(hash), { force: true })
       this.deleting.set(hash, p)
@@ -719,7 +783,7 @@ export class ContentStore {
         // Pin before looking: a removal running now must not delete a chunk we are about to rely on.
         this.pins.set(hash, (this.pins.get(hash) ?? 0) + 1)
         job.pinned.push(hash)
-        const write: Promise<void> = this.storeVerified(hash, buf).then(isNew => {
+        const write: Promise<void> = this.storeVerified(hash, buf, { syncDir: true }).then(isNew => {
           if (isNew) job.created.add(hash)
           done(len)
         }, err => { failure ??= { err } }).finally(() => inflight.delete(write))
