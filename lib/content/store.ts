@@ -18,7 +18,7 @@
 import { createHash, randomBytes, webcrypto } from 'node:crypto'
 import * as nodeFs from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
-import type { Stats } from 'node:fs'
+import { statSync, type Stats } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { systemClock, type Clock, type ClockTimer } from '../clock.ts'
 import { EdgelinkError, isEdgelinkError } from '../errors.ts'
@@ -859,6 +859,16 @@ export class ContentStore {
   }
 
   private async exists (path: string): Promise<boolean> {
+    if (this.fs === nodeFs) {
+      // A plain lookup: the usual answer, "not here yet" (twice per received chunk), costs a
+      // fs/promises stat an Error with a stack trace, ~40 µs of CPU; this takes ~4 µs.
+      try {
+        return statSync(path, { throwIfNoEntry: false }) != null
+      } catch (err: any) {
+        if (err?.code === 'ENOTDIR') return false
+        throw fsError(err, `cannot stat ${path}`)
+      }
+    }
     return (await this.statOrUndefined(path)) != null
   }
 
