@@ -8,7 +8,7 @@ import { byteStream, lpStream } from '@libp2p/utils'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { Stream } from '@libp2p/interface'
-import { ManualClock, systemClock } from '../lib/clock.ts'
+import { ManualClock, systemClock, type Clock } from '../lib/clock.ts'
 import { EdgelinkError } from '../lib/errors.ts'
 import type { Logger } from '../lib/logger.ts'
 import { countBits, newBitmap, setBit } from '../lib/content/bitmap.ts'
@@ -144,10 +144,10 @@ describe('content exchange', function () {
   const peers: Peer[] = []
   const nodes: Libp2p[] = []
 
-  async function peer (source: MemorySource = new MemorySource(), options: ExchangeOptions = {}, isMember: (id: string) => boolean = () => true): Promise<Peer> {
+  async function peer (source: MemorySource = new MemorySource(), options: ExchangeOptions = {}, isMember: (id: string) => boolean = () => true, clock: Clock = systemClock): Promise<Peer> {
     const node = await newNode()
     nodes.push(node)
-    const exchange = new ContentExchange({ node: () => node, isMember, source, clock: systemClock, log: quiet }, options)
+    const exchange = new ContentExchange({ node: () => node, isMember, source, clock, log: quiet }, options)
     await exchange.start()
     const p = { node, source, exchange, id: node.peerId.toString() }
     peers.push(p)
@@ -307,6 +307,25 @@ describe('content exchange', function () {
     expect(src.exchange.counters.served).to.equal(48)
     // One being sent, one read ahead, a few held until Noise took their bytes: not one per chunk.
     expect((src.source as IntoSource).buffers.size).to.be.at.most(8)
+  })
+
+  it('frees its chunk buffers 10 s after the last transfer, not before', async () => {
+    const clock = new ManualClock()
+    const c = randomContent(8 * MiB, MiB)
+    const src = await peer(new IntoSource(), {}, () => true, clock)
+    src.source.add(c, true)
+    const dst = await peer(new MemorySource({ keep: false }), {}, () => true, clock)
+    dst.source.add(c)
+    await connectAll(src, dst)
+    await dst.exchange.fetch(c.id, c.hashes, c.sizes)
+    expect(dst.exchange.bufferBytes, 'receiving side').to.be.greaterThan(0)
+    expect(src.exchange.bufferBytes, 'serving side').to.be.greaterThan(0)
+    clock.advance(9_000)
+    expect(dst.exchange.bufferBytes).to.be.greaterThan(0)
+    expect(src.exchange.bufferBytes).to.be.greaterThan(0)
+    clock.advance(2_000)
+    expect(dst.exchange.bufferBytes).to.equal(0)
+    expect(src.exchange.bufferBytes).to.equal(0)
   })
 
   it('one source, one fetcher: every chunk arrives verified, progress is monotonic', async () => {

@@ -85,6 +85,8 @@ const WINDOW_TIME = 100
 const MIN_WINDOW = 2
 /** Half-life of the peer sending rate a download channel measures, in ms. */
 const RATE_HALF_LIFE = 1_000
+/** Chunk buffers (received and served) are freed after this long without a download or an upload, in ms. */
+const BUFFER_IDLE = 10_000
 /** A download that received no chunk for this long, in ms, may ask seeds for any chunk (see Swarm). */
 const STALL = 2_000
 /** Chunks no peer offers looked up in the local store per refresh. */
@@ -261,6 +263,8 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
   private readonly dropped = new Map<string, Set<string>>()
   private inflightTotal = 0
   private uploads = 0
+  private lastBufferUse = 0
+  private bufferTimer?: ClockTimer
   private running = false
   /** The node the protocol was registered on. */
   private node?: Libp2p
@@ -329,6 +333,10 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
     for (const ch of [...this.channels.values()]) ch.abort(new EdgelinkError('ABORTED', 'the exchange stopped'))
     for (const set of [...this.watchers.values()]) for (const w of [...set]) w.end(new EdgelinkError('ABORTED', 'the exchange stopped'))
     this.node?.removeEventListener('peer:connect', this.onConnect)
+    if (this.bufferTimer != null) this.ctx.clock.clearTimeout(this.bufferTimer)
+    this.bufferTimer = undefined
+    this.buffers.clear()
+    this.serveBuffers.clear()
     await this.node?.unhandle(CONTENT_PROTOCOL).catch(() => {})
     this.node = undefined
   }
@@ -772,7 +780,7 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
     }
     run.watches.clear()
     if (this.runs.get(run.id) === run) this.runs.delete(run.id)
-    if (this.runs.size === 0) this.buffers.clear()
+    if (this.runs.size === 0) this.idleBuffers()
     if (err == null) {
       this.emit('complete', { id: run.id })
       run.done.resolve()
@@ -980,7 +988,33 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
     }
     await this.sendChunk(stream, ContentResponse.encode({ code: '', bitmap: new Uint8Array(0), size: job.chunk.length, have: [], index: job.index ?? 0 }), job.chunk, signal, () => { dog.kick() })
     if (job.pooled != null) this.serveBuffers.release(job.pooled, stream, conn)
+    this.idleBuffers()
   }
+
+  /**
+   * Buffers go back to the allocator once nothing was received or served for BUFFER_IDLE: an idle
+   * host holds none, and a burst of downloads (or a benchmark's rounds) does not fault a fresh slab
+   * in for each. One timer, re-armed when it fires too early.
+   */
+  private idleBuffers (): void {
+    const clock = this.ctx.clock
+    this.lastBufferUse = clock.now()
+    if (this.bufferTimer != null) return
+    const check = (): void => {
+      const idle = clock.now() - this.lastBufferUse
+      if (idle < BUFFER_IDLE || this.runs.size > 0) {
+        this.bufferTimer = clock.setTimeout(check, Math.max(1, BUFFER_IDLE - idle))
+        return
+      }
+      this.bufferTimer = undefined
+      this.buffers.clear()
+      this.serveBuffers.clear()
+    }
+    this.bufferTimer = clock.setTimeout(check, BUFFER_IDLE)
+  }
+
+  /** Bytes of chunk buffers held now, received and served (for tests and stats). */
+  get bufferBytes (): number { return this.buffers.reserved + this.serveBuffers.bytes }
 
   /**
    * Writes a response header and the chunk's bytes after it, in pieces (WRITE_SIZE, or SLICE_SIZE
@@ -1469,6 +1503,21 @@ class ServeBuffers {
       this.held.splice(i, 1)
       this.put(h.buf)
     }
+  }
+
+  /** Bytes of the buffers kept, free and held. */
+  get bytes (): number {
+    let n = 0
+    for (const list of this.free.values()) for (const b of list) n += b.byteLength
+    for (const h of this.held) n += h.buf.byteLength
+    return n
+  }
+
+  /** Drops the free buffers and forgets the held ones (left to the garbage collector). */
+  clear (): void {
+    this.free.clear()
+    this.count = 0
+    this.held.length = 0
   }
 
   private put (b: Uint8Array): void {
