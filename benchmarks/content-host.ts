@@ -26,6 +26,7 @@ import { pipeline } from 'node:stream/promises'
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { createHost, type Host, type HostOptions } from '../lib/index.ts'
+import { noiseCounters } from '../lib/noise-crypto.ts'
 import { serveIpc } from './ipc.ts'
 
 export const now = (): number => performance.timeOrigin + performance.now()
@@ -153,7 +154,7 @@ const handlers: Record<string, (req: Request) => Promise<unknown>> = {
   counters: async () => {
     const ex = (host as any).content?.exchange
     const m = process.memoryUsage()
-    return { exchange: ex != null ? { ...ex.counters } : undefined, cpu: cpu(), gc: { ...gc }, rss: m.rss, arrayBuffers: m.arrayBuffers }
+    return { exchange: ex != null ? { ...ex.counters } : undefined, cpu: cpu(), gc: { ...gc }, noise: { ...noiseCounters }, rss: m.rss, arrayBuffers: m.arrayBuffers }
   },
   /** Debug: yamux windows of this host's streams. */
   streams: async () => host!.libp2p.getConnections().flatMap(c => c.streams.map((s: any) => ({ peer: c.remotePeer.toString().slice(-4), proto: s.protocol, dir: s.direction, recvWindow: s.recvWindow, sendCap: s.sendWindowCapacity, rtt: s.getRTT?.() }))),

@@ -31,6 +31,7 @@ import { computeProof, decodeToken, encodeToken, newId, newOtp, proofKey, verify
 import { resolveOptions, type HostOptions, type ResolvedOptions } from './options.ts'
 import { Store, type ElectionRecord, type TokenRecord } from './store/index.ts'
 import { hex, Mutex, throwIfAborted, WindowLimiter, withTimeout } from './util.ts'
+import { noiseCrypto } from './noise-crypto.ts'
 import { VERSION } from './version.ts'
 import type { ClockTimer } from './clock.ts'
 import type { Logger } from './logger.ts'
@@ -1473,7 +1474,7 @@ export class Host extends EventEmitter<HostEvents> {
       start: false,
       addresses: { listen, ...(announce != null ? { announce } : {}) },
       transports: [tcp(o.dialFrom != null ? { dialOpts: sourceAddress(o.dialFrom) } : {})],
-      connectionEncrypters: [noise()],
+      connectionEncrypters: [noise({ crypto: noiseCrypto })],
       streamMuxers: [yamux()],
       connectionGater: {
         denyDialPeer: (peer) => !this.mayConnect(peer, 'out'),
