@@ -15,8 +15,9 @@
  *    link rate: every follower has to receive it all through its own cable) and with one-source
  *    distribution measured in the same run: every follower downloading it from the leader at once,
  *    over plain HTTP (node:http on the leader, `fetch` on the followers) and over plain TCP. Also
- *    one plain TCP download on an otherwise idle cable (what one cable carries), and the bytes each
- *    host served. `--swarm-mib` sets this part's size apart from the loopback's. Target: ≤ 1.15 ×
+ *    one plain TCP download on an otherwise idle cable (what one cable carries), the swarm's
+ *    traffic over plain TCP (every follower downloading an equal share from every other host at
+ *    once: what TCP makes of those flows), and the bytes each host served. `--swarm-mib` sets this part's size apart from the loopback's. Target: ≤ 1.15 ×
  *    the limit. Without namespaces (not root, no iproute2) the part is skipped, loudly, with the
  *    reason in the result, and the command exits 1.
  *
@@ -69,6 +70,8 @@ export interface ContentOptions {
   oneSource: Array<'http' | 'tcp'>
   /** One plain TCP download on an idle cable in the namespace part (about the limit). */
   singleTcp: boolean
+  /** The swarm's traffic over plain TCP in the namespace part: every follower downloading a share from every other host at once. */
+  meshTcp: boolean
 }
 export const CONTENT_DEFAULTS: ContentOptions = {
   mib: 256,
@@ -80,7 +83,8 @@ export const CONTENT_DEFAULTS: ContentOptions = {
   kinds: ['sync', 'raw', 'tcp'],
   profile: '',
   oneSource: ['http', 'tcp'],
-  singleTcp: true
+  singleTcp: true,
+  meshTcp: true
 }
 
 // Set by run() from its options; read by the functions below (one run at a time per process).
@@ -313,6 +317,14 @@ export interface NetnsResult {
   swarm_with_import_s: number
   import_s: number
   ratio_to_limit: number
+  /**
+   * Plain TCP carrying the swarm's traffic without its dependencies (every follower downloads an
+   * equal share from every other host at once): what TCP makes of the swarm's flows on these
+   * cables, and the swarm's time as a multiple of it.
+   */
+  mesh_tcp_s?: number
+  ratio_mesh_tcp_to_limit?: number
+  ratio_to_mesh_tcp?: number
   /** Plain TCP, one stream on an idle cable: what a cable carries as payload. */
   single_tcp_s?: number
   ratio_single_tcp_to_limit?: number
@@ -448,6 +460,20 @@ async function netns (): Promise<NetnsResult | NetnsSkipped> {
       log(`one TCP download on an idle cable: ${r2(singleS)} s`)
     }
 
+    // --- the swarm's traffic without its dependencies: every follower downloads an equal share from
+    // every other host at once over plain TCP, so every cable carries what it carries in a perfect
+    // swarm (each follower's cable several flows in, the leader's several out) and nothing waits for
+    // a chunk to arrive somewhere first: what TCP itself makes of that traffic on these cables.
+    let meshS: number | undefined
+    if (OPTS.meshTcp) {
+      const ports = [port, ...(await Promise.all(followers.map(async (f, i) => (await f.call('tcpServe', { ip: bed!.hosts[i + 1].ip })).port as number)))]
+      const share = Math.ceil(BYTES / (HOSTS - 1))
+      const res = await Promise.all(followers.flatMap((f, i) => bed!.hosts.map((h, j) => ({ h, j })).filter(({ j }) => j !== i + 1)
+        .map(async ({ h, j }) => await f.call('tcpFetch', { ip: h.ip, port: ports[j], bytes: share }, limitS * 10_000))))
+      meshS = (Math.max(...res.map(x => x.t1)) - Math.min(...res.map(x => x.t0))) / 1000
+      log(`the swarm's traffic over plain TCP (every follower downloading 1/${HOSTS - 1} from every other host at once): ${r2(meshS)} s`)
+    }
+
     // --- one source over HTTP: the leader serves the file with node:http, every follower fetches it at once
     let httpS: number | undefined
     let httpEach: number[] | undefined
@@ -479,6 +505,7 @@ async function netns (): Promise<NetnsResult | NetnsSkipped> {
       import_s: r2((added.t1 - added.t0) / 1000),
       ratio_to_limit: ratio,
       ...(singleS != null ? { single_tcp_s: r2(singleS), ratio_single_tcp_to_limit: r3(singleS / limitS) } : {}),
+      ...(meshS != null ? { mesh_tcp_s: r2(meshS), ratio_mesh_tcp_to_limit: r3(meshS / limitS), ratio_to_mesh_tcp: r3(swarmS / meshS) } : {}),
       ...(httpS != null ? { one_source_http_s: r2(httpS), one_source_http_each_s: httpEach, ratio_one_source_http_to_limit: r3(httpS / limitS), speedup_vs_one_source_http: r2(httpS / swarmS) } : {}),
       ...(oneSourceS != null ? { one_source_tcp_s: r2(oneSourceS), ratio_one_source_to_limit: r3(oneSourceS / limitS), speedup_vs_one_source: r2(oneSourceS / swarmS) } : {}),
       per_host: perHost,
@@ -573,6 +600,7 @@ function printTable (result: ContentResult): void {
     rows.push(['swarm / limit', nn.ratio_to_limit, `≤ ${nn.target} ${nn.pass ? 'PASS' : 'MISS'}`])
     rows.push(['TCP congestion control of the hosts', nn.tcp_congestion_control, 'the machine\'s default'])
     if (nn.single_tcp_s != null) rows.push(['one TCP download, idle cable, s', nn.single_tcp_s, `${nn.ratio_single_tcp_to_limit ?? ''} × limit`])
+    if (nn.mesh_tcp_s != null) rows.push(['the swarm\'s traffic over plain TCP, s', nn.mesh_tcp_s, `${nn.ratio_mesh_tcp_to_limit ?? ''} × limit; swarm ${nn.ratio_to_mesh_tcp ?? ''} × this`])
     if (nn.one_source_http_s != null) rows.push([`one source (${nn.hosts - 1} HTTP downloads from the leader), s`, nn.one_source_http_s, `${nn.ratio_one_source_http_to_limit ?? ''} × limit`])
     if (nn.one_source_tcp_s != null) rows.push([`one source (${nn.hosts - 1} TCP downloads from the leader), s`, nn.one_source_tcp_s, `${nn.ratio_one_source_to_limit ?? ''} × limit`])
     for (const h of nn.per_host) rows.push([`${h.role} ${h.ip}: served MiB (× content) / wire tx MiB`, `${h.served_mib} (${h.served_x}×)`, `${h.wire_tx_mib}${h.complete_s != null ? `, complete at ${h.complete_s} s` : ''}`])
@@ -612,7 +640,9 @@ Content sync benchmark, with its baselines measured in the same run, in two part
   netns     --hosts hosts in network namespaces, every cable shaped to --rate Mbit/s: the time
             until every follower holds the leader's content, next to the physical limit (size ÷
             rate), to one-source distribution (every follower downloading from the leader at
-            once, over HTTP and over TCP) and to one TCP download on an otherwise idle cable.
+            once, over HTTP and over TCP), to one TCP download on an otherwise idle cable, and to
+            the swarm's own traffic over plain TCP (every follower downloading an equal share
+            from every other host at once: what TCP makes of those flows on these cables).
             Needs Linux, root and iproute2; without them it is skipped, loudly, and the command
             exits 1.
 

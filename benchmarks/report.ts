@@ -79,6 +79,7 @@ export interface ReportSwarm {
   limit_s: number
   swarm_s: number
   single_tcp_s?: number
+  mesh_tcp_s?: number
   one_source_http_s?: number
   one_source_http_each_s?: number[]
   one_source_tcp_s?: number
@@ -261,6 +262,11 @@ export function buildRows (r: ReportInput): Row[] {
     if (w.single_tcp_s != null) {
       rows.push(row({ part: 'swarm', metric: 'one plain TCP download on an idle cable', value: w.single_tcp_s, unit: 's', baseline: limit }))
     }
+    if (w.mesh_tcp_s != null) {
+      const mesh = `the swarm's traffic over plain TCP (each follower fetching 1/${followers} from every other host at once)`
+      rows.push(row({ part: 'swarm', metric: swarm, value: w.swarm_s, unit: 's', baseline: { label: mesh, value: w.mesh_tcp_s } }))
+      rows.push(row({ part: 'swarm', metric: mesh, value: w.mesh_tcp_s, unit: 's', baseline: limit }))
+    }
   }
   problem('swarm')
   return rows
@@ -434,6 +440,7 @@ export function syncBars (w: ReportSwarm): Array<{ label: string, seconds: numbe
     { label: `edgelink swarm, ${followers} followers`, seconds: w.swarm_s, kind: 'edgelink' }
   ]
   if (w.single_tcp_s != null) bars.push({ label: 'one TCP download, idle cable', seconds: w.single_tcp_s, kind: 'baseline' })
+  if (w.mesh_tcp_s != null) bars.push({ label: 'the swarm\'s traffic, plain TCP', seconds: w.mesh_tcp_s, kind: 'baseline' })
   if (w.one_source_http_s != null) bars.push({ label: `one source, HTTP, ${followers} at once`, seconds: w.one_source_http_s, kind: 'baseline' })
   if (w.one_source_tcp_s != null) bars.push({ label: `one source, TCP, ${followers} at once`, seconds: w.one_source_tcp_s, kind: 'baseline' })
   return bars.map(b => ({ ...b, text: b.kind === 'limit' ? `${fmt(b.seconds)} s` : `${fmt(b.seconds)} s (${fmt(b.seconds / w.limit_s)}× limit)` }))

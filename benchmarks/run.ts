@@ -45,7 +45,7 @@ export const FULL: Sizes = {
   group: { sizes: [10, 50], rounds: 15, kills: 3, serf: true, idleS: 8, variants: [] },
   exchange: { mib: 128, chunkKiB: 1024, rounds: 2 },
   loopback: { mib: 256, rounds: 2, parts: ['loopback'] },
-  swarm: { mib: 256, swarmMib: 256, hosts: 5, rate: 100, parts: ['netns'], oneSource: ['http', 'tcp'], singleTcp: true }
+  swarm: { mib: 256, swarmMib: 256, hosts: 5, rate: 100, parts: ['netns'], oneSource: ['http', 'tcp'], singleTcp: true, meshTcp: true }
 }
 
 /** Tiny sizes that still exercise every code path: for trying the runner. */
@@ -54,7 +54,7 @@ export const QUICK: Sizes = {
   group: { sizes: [5], rounds: 5, kills: 1, serf: true, idleS: 2, variants: [] },
   exchange: { mib: 16, chunkKiB: 1024, rounds: 1 },
   loopback: { mib: 32, rounds: 1, parts: ['loopback'] },
-  swarm: { mib: 16, swarmMib: 16, hosts: 5, rate: 100, parts: ['netns'], oneSource: ['http', 'tcp'], singleTcp: true }
+  swarm: { mib: 16, swarmMib: 16, hosts: 5, rate: 100, parts: ['netns'], oneSource: ['http', 'tcp'], singleTcp: true, meshTcp: true }
 }
 
 const PARTS: PartName[] = ['link', 'group', 'exchange', 'loopback', 'swarm']

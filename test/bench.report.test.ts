@@ -69,6 +69,7 @@ function fixture (): ReportInput {
       limit_s: 10,
       swarm_s: 12,
       single_tcp_s: 10.5,
+      mesh_tcp_s: 10.8,
       one_source_http_s: 40,
       one_source_http_each_s: [39, 39.5, 40, 40],
       one_source_tcp_s: 41,
@@ -184,6 +185,12 @@ describe('benchmark report', function () {
     expect(http.target).to.include({ op: '≈', value: 4 })
     expect(find(rows, 'one-source plain TCP download, 4 followers at once').ratio).to.equal(4.1)
     expect(find(rows, 'one plain TCP download on an idle cable').ratio).to.equal(1.05)
+    // The swarm's traffic over plain TCP: a baseline of the swarm (12 / 10.8 s) and a row of its own against the limit.
+    const mesh = "the swarm's traffic over plain TCP (each follower fetching 1/4 from every other host at once)"
+    const overMesh = find(rows, swarmMetric, "the swarm's traffic over plain TCP")
+    expect(overMesh.met).to.equal(null)
+    expect(overMesh.ratio).to.be.closeTo(12 / 10.8, 1e-9)
+    expect(find(rows, mesh, 'physical limit').ratio).to.be.closeTo(1.08, 1e-9)
 
     // The failed part is in the table too, with the first line of its error.
     const failed = rows.filter(r => r.part === 'exchange')
@@ -252,12 +259,13 @@ describe('benchmark report', function () {
     expect(p.root).to.equal('svg')
     expect(p.errors).to.equal(0)
     const texts = p.texts.join('\n')
-    for (const label of ['physical limit (128 MiB ÷ 100 Mbit/s)', 'edgelink swarm, 4 followers', 'one TCP download, idle cable', 'one source, HTTP, 4 at once', 'one source, TCP, 4 at once']) expect(texts).to.contain(label)
+    for (const label of ['physical limit (128 MiB ÷ 100 Mbit/s)', 'edgelink swarm, 4 followers', 'one TCP download, idle cable', "the swarm's traffic, plain TCP", 'one source, HTTP, 4 at once', 'one source, TCP, 4 at once']) expect(texts).to.contain(label)
     expect(texts).to.contain('12 s (1.2× limit)')
     expect(texts).to.contain('40 s (4× limit)')
     expect(texts).to.contain('target ≤ 1.15× limit')
-    // Five bars.
-    expect((svg.match(/aria-roledescription="bar"/g) ?? []).length).to.equal(5)
+    expect(texts).to.contain('10.8 s (1.08× limit)')
+    // Six bars.
+    expect((svg.match(/aria-roledescription="bar"/g) ?? []).length).to.equal(6)
   })
 
   it('draws a message instead of a plot for a part that did not run', async () => {
