@@ -179,7 +179,7 @@ export class Host extends EventEmitter<HostEvents> {
     if (this.rotateTimer != null) clock.clearTimeout(this.rotateTimer)
     if (this.diskTimer != null) clock.clearTimeout(this.diskTimer)
     this.status?.stop()
-    this.docs?.stop()
+    await this.docs?.stop()
     this.elections?.stop()
     await this.content?.stop().catch(() => {})
     for (const t of this.guests.values()) clock.clearTimeout(t)

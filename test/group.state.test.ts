@@ -135,6 +135,47 @@ describe('group state over gossip (real libp2p over loopback)', function () {
       expect(f1.settings().registryMirror).to.equal('mirror.local:5000')
     })
 
+    it('a document from gossip is applied before it is written, written before stop returns, and a failed write is pulled again', async () => {
+      const [leader0, f1] = await bed.group(2, { syncInterval: 600_000 })
+      const where = (h: any): { dataDir: string, listen: string[] } => {
+        const a = h.multiaddrs[0].toString().split('/')
+        return { dataDir: h.options.dataDir, listen: [`${a[2]}:${a[4]}`] }
+      }
+      const leaderAt = where(leader0)
+      const f1At = where(f1)
+      // A slow disk: v1 is applied on f1 while its write still waits; stop() waits for the write.
+      const slow = (f1 as any).store
+      const putDoc0 = slow.putDoc
+      let written = 0
+      slow.putDoc = async (k: string, v: Uint8Array) => { await settle(400); await putDoc0.call(slow, k, v); written++ }
+      await leader0.updateSettings(['values.v=1'])
+      await waitFor(() => f1.settings().values.v === '1', 5_000, 'v1 applied on f1')
+      expect(written).to.equal(0)
+      await f1.stop()
+      expect(written).to.equal(1)
+      await leader0.stop()
+      const f1b = await bed.host({ ...f1At, syncInterval: 600_000 })
+      expect(f1b.settings().values.v).to.equal('1')
+      // A failing disk: v2 is still applied, the failure counted, and nothing else breaks.
+      const leader = await bed.host(leaderAt)
+      const failing = (f1b as any).store
+      const putDoc1 = failing.putDoc
+      failing.putDoc = async () => { throw new Error('no space left on device') }
+      await waitFor(() => leader.hosts().some(r => r.id === f1b.id && r.health === 'Healthy'), 10_000, 'f1 back in the group')
+      await leader.updateSettings(['values.v=2'])
+      await waitFor(() => f1b.settings().values.v === '2', 5_000, 'v2 applied on f1')
+      await waitFor(() => (f1b as any).docs.counters.writeErrors === 1, 2_000, 'the failed write counted')
+      failing.putDoc = putDoc1
+      // v2 never reached f1's disk: alone it comes back with v1, and pulls v2 once the leader is back.
+      await f1b.stop()
+      await leader.stop()
+      const alone = await bed.host({ ...f1At, syncInterval: 600_000 })
+      expect(alone.settings().values.v).to.equal('1')
+      await bed.host(leaderAt)
+      await waitFor(() => alone.settings().values.v === '2', 15_000, 'v2 pulled again')
+      expect((alone as any).docs.counters.writeErrors).to.equal(0)
+    })
+
     it('a partition heals and every host converges on the newest version', async () => {
       const hosts = await bed.group(4)
       const [leader, f1, f2, f3] = hosts

@@ -75,7 +75,14 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
   private topic?: string
   private timer?: ClockTimer
   private running = false
-  readonly counters = { published: 0, accepted: 0, rejected: 0, synced: 0 }
+  /**
+   * Writes of documents accepted from gossip, in order. Gossipsub forwards a message only once its
+   * validator returns, so a document is applied and forwarded first and written after: each hop
+   * does not wait for the disk. Losing such a write (a crash, a full disk) loses nothing: the
+   * document is pulled again from any peer by anti-entropy. `stop()` waits for them.
+   */
+  private writes: Promise<void> = Promise.resolve()
+  readonly counters = { published: 0, accepted: 0, rejected: 0, synced: 0, writeErrors: 0 }
   /**
    * The same traffic by document kind, for `Host.stats()`: published by this host, accepted from
    * gossip, pulled by anti-entropy, and gossip messages rejected (`unknown`: undecodable or not from a member).
@@ -105,10 +112,12 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
     this.scheduleSync()
   }
 
-  stop (): void {
+  /** Stops syncing and listening; resolves once every accepted document is written. */
+  async stop (): Promise<void> {
     this.running = false
     this.ctx.pubsub()?.removeEventListener('message', this.onMessage)
     if (this.timer != null) this.ctx.clock.clearTimeout(this.timer)
+    await this.writes
   }
 
   /** Call when the group changed: (re)subscribes; forgets documents of a group this host left. */
@@ -235,17 +244,32 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
    * Accepts a verified document from the group if it is newer than the one held and its author
    * may write it. Throws STALE_VERSION or the authority refusal otherwise.
    */
-  async accept (rec: DocRecord): Promise<void> {
+  /**
+   * Applies `rec` if it is newer than what this host holds and its author may write it. With
+   * `writeFirst` (this host's own writes, anti-entropy) it is on disk before it is applied;
+   * otherwise (gossip) it is written right after, in order with the other such writes.
+   */
+  async accept (rec: DocRecord, writeFirst = true): Promise<void> {
     const cur = this.docs.get(keyOf(rec.kind, rec.id))
     if (cur != null && !newer(rec, cur)) throw new EdgelinkError('STALE_VERSION', `version ${rec.version} is not newer than ${cur.version}`)
     const refusal = this.ctx.authorize(rec)
     if (refusal != null) throw refusal
-    await this.apply(rec)
+    await this.apply(rec, writeFirst)
   }
 
-  private async apply (rec: DocRecord): Promise<void> {
+  private async apply (rec: DocRecord, writeFirst = true): Promise<void> {
     const k = keyOf(rec.kind, rec.id)
-    await this.ctx.store().putDoc(k, rec.signed)
+    const store = this.ctx.store()
+    if (writeFirst) await store.putDoc(k, rec.signed)
+    else {
+      this.writes = this.writes.then(async () => {
+        // A newer version applied meanwhile has its own write queued: skip the older one.
+        if (this.docs.get(k) === rec) await store.putDoc(k, rec.signed)
+      }).catch((err: any) => {
+        this.counters.writeErrors++
+        this.ctx.log.warn({ doc: k, err: String(err?.message ?? err) }, 'accepted document not written; anti-entropy pulls it again after a restart')
+      })
+    }
     this.docs.set(k, rec)
     this.counters.accepted++
     this.emit('doc', rec)
@@ -281,7 +305,7 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
       if (doc.kind === 'settings' || doc.kind === 'cluster' || doc.kind === 'content') kind = doc.kind // never a label from the wire
       const body = s.body.length === 0 ? await this.fetchBody(from, doc.bodyHash) : undefined
       const rec = await this.open(msg.data, body)
-      await this.accept(rec)
+      await this.accept(rec, false)
       bump(this.byKind.received, kind)
       return TopicValidatorResult.Accept
     } catch (err) {
