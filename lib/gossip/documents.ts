@@ -292,6 +292,8 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
   }
 
   private readonly validate = async (from: PeerId, msg: Message): Promise<TopicValidatorResult> => {
+    // Stopping: its writes are drained and the store is about to close; take nothing more.
+    if (!this.running) return TopicValidatorResult.Ignore
     // The author is checked by the document's own signature (open): gossip carries no other.
     if (!this.ctx.isMember(from.toString())) {
       this.counters.rejected++
