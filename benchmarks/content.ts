@@ -17,9 +17,10 @@
  *    over plain HTTP (node:http on the leader, `fetch` on the followers) and over plain TCP. Also
  *    one plain TCP download on an otherwise idle cable (what one cable carries), the swarm's
  *    traffic over plain TCP (every follower downloading an equal share from every other host at
- *    once: what TCP makes of those flows), and the bytes each host served. `--swarm-mib` sets this part's size apart from the loopback's. Target: ≤ 1.15 ×
- *    the limit. Without namespaces (not root, no iproute2) the part is skipped, loudly, with the
- *    reason in the result, and the command exits 1.
+ *    once: what TCP makes of those flows), and the bytes each host served. `--swarm-mib` sets
+ *    this part's size apart from the loopback's. Target: ≤ 1.15 × the limit. Without namespaces
+ *    (not root, no iproute2) the part is skipped, loudly, with the reason in the result, and the
+ *    command exits 1.
  *
  * Prints one JSON object on stdout (also written to benchmarks/results/content-latest.json) and a
  * table on stderr. Exits 0 when a target is missed (`pass` says so), 1 when the benchmark itself

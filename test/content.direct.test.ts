@@ -2,13 +2,11 @@ import { expect } from 'chai'
 import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
 import * as fsp from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isEdgelinkError } from '../lib/errors.ts'
-import { Store } from '../lib/store/index.ts'
 import { ALIGN, alignedMemory, ChunkBuffers, directView, type MemoryFactory } from '../lib/content/direct.ts'
 import { ContentStore, type ContentFs, type ContentStoreOptions } from '../lib/content/store.ts'
-import { sha256 } from './helpers.ts'
+import { ContentStores, sha256 } from './helpers.ts'
 
 const KiB = 1024
 const MiB = 1024 * 1024
@@ -123,9 +121,7 @@ describe('direct I/O for received chunks', function () {
   })
 
   describe('the store', () => {
-    let root: string
-    let store: Store
-    const open: ContentStore[] = []
+    const stores = new ContentStores('edgelink-direct-')
 
     /** A ContentFs that records the flags of every open of a temp file, and may fail some. */
     function recordingFs (fail?: (flags: unknown) => NodeJS.ErrnoException | undefined): { fs: ContentFs, opens: unknown[] } {
@@ -145,23 +141,13 @@ describe('direct I/O for received chunks', function () {
     }
 
     async function contentStore (options: ContentStoreOptions = {}): Promise<ContentStore> {
-      const cs = await ContentStore.open(join(root, 'data'), store, options)
-      open.push(cs)
-      return cs
+      return await stores.open(join(stores.root, 'data'), options)
     }
 
     const isDirect = (flags: unknown): boolean => typeof flags === 'number' && (flags & constants.O_DIRECT) !== 0
 
-    beforeEach(async () => {
-      root = await fsp.mkdtemp(join(tmpdir(), 'edgelink-direct-'))
-      store = await Store.open(join(root, 'state'))
-    })
-
-    afterEach(async () => {
-      for (const cs of open.splice(0)) await cs.close().catch(() => {})
-      await store.close()
-      await fsp.rm(root, { recursive: true, force: true })
-    })
+    beforeEach(async () => { await stores.setup() })
+    afterEach(async () => { await stores.teardown() })
 
     it('writes a chunk in an aligned buffer with O_DIRECT, cut to its exact size', async () => {
       const { fs, opens } = recordingFs()

@@ -12,7 +12,7 @@ import { hasBit } from '../lib/content/bitmap.ts'
 import { chunkTable, contentIdOf, decodeManifest, encodeManifest, parseManifest, uniqueChunks } from '../lib/content/manifest.ts'
 import { ContentStore, type ContentFs, type ContentStoreOptions } from '../lib/content/store.ts'
 import { MIN_CHUNK_SIZE, type Manifest } from '../lib/content/types.ts'
-import { sha256, waitFor } from './helpers.ts'
+import { ContentStores, sha256, waitFor } from './helpers.ts'
 
 const execFile = promisify(execFileCb)
 const KiB = 1024
@@ -91,14 +91,12 @@ async function makeLayout (dir: string, blobs: Buffer[]): Promise<void> {
 
 describe('content store', function () {
   this.timeout(60_000)
+  const stores = new ContentStores('edgelink-content-')
   let root: string
   let store: Store
-  const open: ContentStore[] = []
 
   async function contentStore (name: string, options: ContentStoreOptions = {}): Promise<ContentStore> {
-    const cs = await ContentStore.open(join(root, name), store, { chunkSize: CS, ...options })
-    open.push(cs)
-    return cs
+    return await stores.open(join(root, name), { chunkSize: CS, ...options })
   }
 
   async function file (name: string, bytes: Uint8Array, mode = 0o644): Promise<string> {
@@ -110,15 +108,11 @@ describe('content store', function () {
   }
 
   beforeEach(async () => {
-    root = await fsp.mkdtemp(join(tmpdir(), 'edgelink-content-'))
-    store = await Store.open(join(root, 'state'))
+    await stores.setup()
+    ;({ root, store } = stores)
   })
 
-  afterEach(async () => {
-    for (const cs of open.splice(0)) await cs.close().catch(() => {})
-    await store.close()
-    await fsp.rm(root, { recursive: true, force: true })
-  })
+  afterEach(async () => { await stores.teardown() })
 
   describe('single files', () => {
     it('round-trips a multi-chunk file byte for byte', async () => {
@@ -446,7 +440,7 @@ describe('content store', function () {
       expect(await cs.hasChunk(h1)).to.equal(false)
       // A store opened afresh (a restart) checks each chunk on its first 'once' read.
       const again = await ContentStore.open(join(root, 'data'), store, { chunkSize: CS })
-      open.push(again)
+      stores.track(again)
       await fsp.writeFile(again.chunkPath(h0), randomBytes(CS))
       expect(await codeOf(() => again.readChunk(h0, { verify: 'once' }))).to.equal('CHUNK_CORRUPT')
       expect(again.missing(id)).to.deep.equal([0, 1])
@@ -489,7 +483,7 @@ describe('content store', function () {
     if (canMount) {
       it('fails an import on a full disk (4 MiB tmpfs) with DISK_FULL and leaves no temp or partial chunks', async () => {
         const cs = await ContentStore.open(join(tmpfsDir, 'data'), store, { chunkSize: CS })
-        open.push(cs)
+        stores.track(cs)
         await expectDiskFull(cs)
         await cs.close()
         await fsp.rm(join(tmpfsDir, 'data'), { recursive: true, force: true })

@@ -9,6 +9,8 @@ import { docsTopic } from '../lib/gossip/documents.ts'
 import { Document, SignedDocument } from '../lib/gossip/gossip.ts'
 import { concat } from '../lib/util.ts'
 import { PRESETS } from '../lib/options.ts'
+import { Store } from '../lib/store/index.ts'
+import { ContentStore, type ContentStoreOptions } from '../lib/content/store.ts'
 
 let nextIp = 10
 
@@ -131,4 +133,39 @@ export async function chunkFiles (dataDir: string): Promise<Map<string, number>>
     }
   }
   return files
+}
+
+/**
+ * Per test (call `setup` in beforeEach, `teardown` in afterEach): a temp dir `root` with a LevelDB
+ * `store` under it, and the content stores opened on it, all closed and removed afterwards.
+ */
+export class ContentStores {
+  root = ''
+  store!: Store
+  private readonly prefix: string
+  private readonly opened: ContentStore[] = []
+
+  constructor (prefix: string) { this.prefix = prefix }
+
+  async setup (): Promise<void> {
+    this.root = await mkdtemp(join(tmpdir(), this.prefix))
+    this.store = await Store.open(join(this.root, 'state'))
+  }
+
+  /** A content store in `dir`, closed at teardown. */
+  async open (dir: string, options: ContentStoreOptions = {}): Promise<ContentStore> {
+    return this.track(await ContentStore.open(dir, this.store, options))
+  }
+
+  /** Closes `cs` at teardown too. */
+  track (cs: ContentStore): ContentStore {
+    this.opened.push(cs)
+    return cs
+  }
+
+  async teardown (): Promise<void> {
+    for (const cs of this.opened.splice(0)) await cs.close().catch(() => {})
+    await this.store.close()
+    await rm(this.root, { recursive: true, force: true })
+  }
 }

@@ -75,6 +75,47 @@ class Slab {
 }
 
 /**
+ * Plain (heap-allocated, unaligned) buffers kept for reuse by size: at most `max` of them. A fresh
+ * 1 MiB buffer per chunk is external memory the garbage collector has to chase.
+ */
+export class SizePool {
+  private readonly max: number
+  private readonly free = new Map<number, Uint8Array[]>()
+  private count = 0
+
+  constructor (max: number) { this.max = max }
+
+  /** A kept buffer of exactly `size` bytes, or a new one. */
+  get (size: number): Uint8Array {
+    const b = this.free.get(size)?.pop()
+    if (b == null) return Buffer.allocUnsafeSlow(size)
+    this.count--
+    return b
+  }
+
+  /** Keeps `b` for a later {@link get}, unless `max` are kept already. */
+  put (b: Uint8Array): void {
+    if (this.count >= this.max || b.byteLength === 0) return
+    let list = this.free.get(b.byteLength)
+    if (list == null) this.free.set(b.byteLength, list = [])
+    list.push(b)
+    this.count++
+  }
+
+  /** Bytes of the buffers kept. */
+  get bytes (): number {
+    let n = 0
+    for (const list of this.free.values()) for (const b of list) n += b.byteLength
+    return n
+  }
+
+  clear (): void {
+    this.free.clear()
+    this.count = 0
+  }
+}
+
+/**
  * Buffers for received chunks, reused: once warm, receiving a chunk allocates nothing (a fresh
  * buffer per chunk is external memory the garbage collector has to chase). Chunks of up to
  * `maxSlotSize` get page-aligned slots of one slab with room for `max` chunks, its slot size the
@@ -90,8 +131,7 @@ export class ChunkBuffers {
   private readonly memory: MemoryFactory
   private slab?: Slab
   private readonly retired = new Set<Slab>()
-  private readonly plain = new Map<number, Uint8Array[]>()
-  private plainCount = 0
+  private readonly plain: SizePool
   /** Set after a slab could not be made: plain buffers from then on. */
   private noSlabs = false
 
@@ -99,6 +139,7 @@ export class ChunkBuffers {
     this.max = max
     this.maxSlotSize = options.maxSlotSize ?? 16 * 1024 * 1024
     this.memory = options.memory ?? alignedMemory
+    this.plain = new SizePool(max)
   }
 
   /** A buffer of exactly `size` bytes; aligned when it could be. */
@@ -118,10 +159,7 @@ export class ChunkBuffers {
       const b = this.slab?.get(size)
       if (b != null) return b
     }
-    const b = this.plain.get(size)?.pop()
-    if (b == null) return Buffer.allocUnsafeSlow(size)
-    this.plainCount--
-    return b
+    return this.plain.get(size)
   }
 
   /** Gives a buffer from {@link get} back. */
@@ -133,18 +171,13 @@ export class ChunkBuffers {
       if (slab.idle) this.retired.delete(slab)
       return
     }
-    if (ALIGNED.has(b.buffer as ArrayBuffer) || this.plainCount >= this.max || b.byteLength === 0) return
-    let list = this.plain.get(b.byteLength)
-    if (list == null) this.plain.set(b.byteLength, list = [])
-    list.push(b)
-    this.plainCount++
+    if (!ALIGNED.has(b.buffer as ArrayBuffer)) this.plain.put(b)
   }
 
   /** Drops the slab if no buffer of it is out, and the spare plain buffers. */
   clear (): void {
     if (this.slab?.idle === true) this.slab = undefined
     this.plain.clear()
-    this.plainCount = 0
   }
 
   /** Bytes of slab address space reserved (for tests and stats). */

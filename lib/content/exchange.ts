@@ -37,7 +37,7 @@ import type { Clock, ClockTimer } from '../clock.ts'
 import { EdgelinkError, isEdgelinkError, isErrorCode } from '../errors.ts'
 import type { Logger } from '../logger.ts'
 import { bitmapLength, hasBit } from './bitmap.ts'
-import { ChunkBuffers } from './direct.ts'
+import { ChunkBuffers, SizePool } from './direct.ts'
 import { ContentRequest, ContentResponse } from './content.ts'
 import { isChunkHash, MAX_CHUNKS } from './manifest.ts'
 import { ANY_CANDIDATES, Swarm, type Assignment, type FailReason } from './swarm.ts'
@@ -1475,23 +1475,22 @@ class Watcher {
  */
 class ServeBuffers {
   private readonly max: number
-  private readonly free = new Map<number, Uint8Array[]>()
-  private count = 0
+  private readonly free: SizePool
   private readonly held: Array<{ buf: Uint8Array, stream: Stream, conn: Connection }> = []
 
-  constructor (max: number) { this.max = max }
+  constructor (max: number) {
+    this.max = max
+    this.free = new SizePool(max)
+  }
 
   get (size: number): Uint8Array {
     this.sweep()
-    const b = this.free.get(size)?.pop()
-    if (b == null) return Buffer.allocUnsafeSlow(size)
-    this.count--
-    return b
+    return this.free.get(size)
   }
 
   /** `buf`'s bytes were sent on `stream` of `conn`: reused once no queue holds them. */
   release (buf: Uint8Array, stream: Stream, conn: Connection): void {
-    if (isFlushed(stream, conn)) { this.put(buf); return }
+    if (isFlushed(stream, conn)) { this.free.put(buf); return }
     this.held.push({ buf, stream, conn })
     if (this.held.length > this.max) this.held.shift()
   }
@@ -1501,14 +1500,13 @@ class ServeBuffers {
       const h = this.held[i]
       if (!isFlushed(h.stream, h.conn)) continue
       this.held.splice(i, 1)
-      this.put(h.buf)
+      this.free.put(h.buf)
     }
   }
 
   /** Bytes of the buffers kept, free and held. */
   get bytes (): number {
-    let n = 0
-    for (const list of this.free.values()) for (const b of list) n += b.byteLength
+    let n = this.free.bytes
     for (const h of this.held) n += h.buf.byteLength
     return n
   }
@@ -1516,16 +1514,7 @@ class ServeBuffers {
   /** Drops the free buffers and forgets the held ones (left to the garbage collector). */
   clear (): void {
     this.free.clear()
-    this.count = 0
     this.held.length = 0
-  }
-
-  private put (b: Uint8Array): void {
-    if (this.count >= this.max || b.byteLength === 0) return
-    let list = this.free.get(b.byteLength)
-    if (list == null) this.free.set(b.byteLength, list = [])
-    list.push(b)
-    this.count++
   }
 }
 

@@ -76,10 +76,11 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
   private timer?: ClockTimer
   private running = false
   /**
-   * Writes of documents accepted from gossip, in order. Gossipsub forwards a message only once its
-   * validator returns, so a document is applied and forwarded first and written after: each hop
-   * does not wait for the disk. Losing such a write (a crash, a full disk) loses nothing: the
-   * document is pulled again from any peer by anti-entropy. `stop()` waits for them.
+   * The tail of the document writes, which run one after another (see `persist`). Gossipsub
+   * forwards a message only once its validator returns, so a document from gossip is applied and
+   * forwarded first and written after: each hop does not wait for the disk. Losing such a write (a
+   * crash, a full disk) loses nothing: the document is pulled again from any peer by anti-entropy.
+   * `stop()` waits for them.
    */
   private writes: Promise<void> = Promise.resolve()
   readonly counters = { published: 0, accepted: 0, rejected: 0, synced: 0, writeErrors: 0 }
@@ -241,13 +242,10 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
   }
 
   /**
-   * Accepts a verified document from the group if it is newer than the one held and its author
-   * may write it. Throws STALE_VERSION or the authority refusal otherwise.
-   */
-  /**
-   * Applies `rec` if it is newer than what this host holds and its author may write it. With
-   * `writeFirst` (this host's own writes, anti-entropy) it is on disk before it is applied;
-   * otherwise (gossip) it is written right after, in order with the other such writes.
+   * Applies a verified document from the group if it is newer than the one held and its author may
+   * write it; throws STALE_VERSION or the authority refusal otherwise. With `writeFirst` (this
+   * host's own writes, anti-entropy) it is on disk before it is applied; otherwise (gossip) it is
+   * written right after.
    */
   async accept (rec: DocRecord, writeFirst = true): Promise<void> {
     const cur = this.docs.get(keyOf(rec.kind, rec.id))
@@ -259,13 +257,10 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
 
   private async apply (rec: DocRecord, writeFirst = true): Promise<void> {
     const k = keyOf(rec.kind, rec.id)
-    const store = this.ctx.store()
-    if (writeFirst) await store.putDoc(k, rec.signed)
+    if (writeFirst) await this.persist(k, rec.signed)
     else {
-      this.writes = this.writes.then(async () => {
-        // A newer version applied meanwhile has its own write queued: skip the older one.
-        if (this.docs.get(k) === rec) await store.putDoc(k, rec.signed)
-      }).catch((err: any) => {
+      // A newer version applied meanwhile has its own write queued after this one: skip this one.
+      this.persist(k, rec.signed, () => this.docs.get(k) === rec).catch((err: any) => {
         this.counters.writeErrors++
         this.ctx.log.warn({ doc: k, err: String(err?.message ?? err) }, 'accepted document not written; anti-entropy pulls it again after a restart')
       })
@@ -273,6 +268,17 @@ export class DocumentService extends EventEmitter<{ doc: [DocRecord] }> {
     this.docs.set(k, rec)
     this.counters.accepted++
     this.emit('doc', rec)
+  }
+
+  /**
+   * Writes a document to LevelDB after every write queued before it (all go through this queue,
+   * so an older version never lands after a newer one); `still` can skip it when its turn comes.
+   */
+  private async persist (k: string, signed: Uint8Array, still?: () => boolean): Promise<void> {
+    const store = this.ctx.store()
+    const p = this.writes.then(async () => { if (still == null || still()) await store.putDoc(k, signed) })
+    this.writes = p.catch(() => {})
+    await p
   }
 
   private async publish (rec: DocRecord): Promise<void> {
