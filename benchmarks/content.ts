@@ -294,6 +294,8 @@ interface HostFigures {
   /** CPU time the host's process used during the sync, in s, and its full garbage collections. */
   cpu_s: number
   major_gcs: number
+  /** Main-thread pause of the garbage collections Node reported during the sync, in ms. */
+  gc_ms: number
   /** Noise messages of 1200 bytes and more it opened (one per Yamux data frame), and their mean size in KiB. */
   noise_messages_in: number
   noise_message_in_mean_kib: number
@@ -400,9 +402,9 @@ async function netns (): Promise<NetnsResult | NetnsSkipped> {
     // --- the swarm: one addContent, every follower fetches
     const counters = async (): Promise<Array<{ tx: number, rx: number }>> => await Promise.all(bed!.hosts.map(async (h, i) => await ifaceBytes(spawned[i].proc.pid as number, h.ifname)))
     const before = await counters()
-    const hostCounters = async (): Promise<Array<{ served: number, cpuMs: number, majorGcs: number, opened: number, openedBytes: number }>> => await Promise.all(spawned.map(async c => {
+    const hostCounters = async (): Promise<Array<{ served: number, cpuMs: number, majorGcs: number, gcMs: number, opened: number, openedBytes: number }>> => await Promise.all(spawned.map(async c => {
       const x = await c.call('counters')
-      return { served: x.exchange.servedBytes as number, cpuMs: cpuMs(x.cpu), majorGcs: x.gc.major as number, opened: x.noise.opened as number, openedBytes: x.noise.openedBytes as number }
+      return { served: x.exchange.servedBytes as number, cpuMs: cpuMs(x.cpu), majorGcs: x.gc.major as number, gcMs: x.gc.pause_ms as number, opened: x.noise.opened as number, openedBytes: x.noise.openedBytes as number }
     }))
     const counters0 = await hostCounters()
     const limitS = BYTES * 8 / (RATE * 1e6)
@@ -434,6 +436,7 @@ async function netns (): Promise<NetnsResult | NetnsSkipped> {
       served_x: r2((counters1[i].served - counters0[i].served) / BYTES),
       cpu_s: r2((counters1[i].cpuMs - counters0[i].cpuMs) / 1000),
       major_gcs: counters1[i].majorGcs - counters0[i].majorGcs,
+      gc_ms: Math.round(counters1[i].gcMs - counters0[i].gcMs),
       noise_messages_in: counters1[i].opened - counters0[i].opened,
       noise_message_in_mean_kib: r2((counters1[i].openedBytes - counters0[i].openedBytes) / Math.max(1, counters1[i].opened - counters0[i].opened) / 1024),
       wire_tx_mib: r2((after[i].tx - before[i].tx) / 2 ** 20),

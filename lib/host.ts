@@ -2,7 +2,6 @@ import { EventEmitter } from 'node:events'
 import { statfs } from 'node:fs/promises'
 import { arch, cpus, hostname, loadavg, release, totalmem, type as osType } from 'node:os'
 import { createHash, randomBytes } from 'node:crypto'
-import { noise } from '@chainsafe/libp2p-noise'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { peerIdFromMultihash, peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
@@ -31,7 +30,7 @@ import { computeProof, decodeToken, encodeToken, newId, newOtp, proofKey, verify
 import { resolveOptions, type HostOptions, type ResolvedOptions } from './options.ts'
 import { Store, type ElectionRecord, type TokenRecord } from './store/index.ts'
 import { hex, Mutex, throwIfAborted, WindowLimiter, withTimeout } from './util.ts'
-import { noiseCrypto } from './noise-crypto.ts'
+import { meshNoise } from './noise-crypto.ts'
 import { VERSION } from './version.ts'
 import type { ClockTimer } from './clock.ts'
 import type { Logger } from './logger.ts'
@@ -1474,7 +1473,7 @@ export class Host extends EventEmitter<HostEvents> {
       start: false,
       addresses: { listen, ...(announce != null ? { announce } : {}) },
       transports: [tcp(o.dialFrom != null ? { dialOpts: sourceAddress(o.dialFrom) } : {})],
-      connectionEncrypters: [noise({ crypto: noiseCrypto })],
+      connectionEncrypters: [meshNoise()],
       streamMuxers: [yamux()],
       connectionGater: {
         denyDialPeer: (peer) => !this.mayConnect(peer, 'out'),

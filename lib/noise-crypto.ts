@@ -10,7 +10,7 @@
  * The bytes on the wire are unchanged: this is an implementation of the same cipher.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto'
-import type { ICryptoInterface } from '@chainsafe/libp2p-noise'
+import { noise, type ICryptoInterface, type NoiseInit } from '@chainsafe/libp2p-noise'
 import { defaultCrypto } from '@chainsafe/libp2p-noise/crypto'
 import { Uint8ArrayList } from 'uint8arraylist'
 
@@ -18,6 +18,8 @@ type Seal = ICryptoInterface['chaCha20Poly1305Encrypt']
 type Open = ICryptoInterface['chaCha20Poly1305Decrypt']
 
 const CHACHA_POLY1305 = 'chacha20-poly1305'
+/** Largest Noise transport message, tag included (the Noise spec's 65535). */
+const NOISE_MSG_MAX = 65535
 const TAG_LENGTH = 16
 /** Below this, the WebAssembly cipher beats Node's (its set-up dominates); the library's own threshold. */
 const NODE_MIN_BYTES = 1200
@@ -75,4 +77,82 @@ export const noiseCrypto: ICryptoInterface = {
   ...defaultCrypto,
   chaCha20Poly1305Encrypt: seal,
   chaCha20Poly1305Decrypt: open
+}
+
+/** Messages Noise handed to {@link meshNoise}'s message decryption, and how many were in several pieces (not copied into one). */
+export const noiseMessageCounters = { messages: 0, multiPart: 0 }
+
+/** The parts of @chainsafe/libp2p-noise's transport message stream that {@link meshNoise} touches. */
+export interface NoiseMessageStream {
+  handshake: { decrypt: (ciphertext: Uint8Array | Uint8ArrayList, dst?: Uint8Array) => Uint8Array | Uint8ArrayList }
+  decrypt: (chunk: Uint8Array | Uint8ArrayList) => Uint8ArrayList
+  metrics?: { decryptedPackets: { increment: () => void }, decryptErrors: { increment: () => void } }
+}
+
+function isNoiseMessageStream (x: unknown): x is NoiseMessageStream {
+  const s = x as Partial<NoiseMessageStream> | undefined
+  return typeof s?.decrypt === 'function' && typeof s.handshake?.decrypt === 'function'
+}
+
+/**
+ * Decrypts the Noise messages of `chunk` (the decoder hands over one whole message at a time,
+ * usually in the pieces the socket read it in). The library's own method first copies a message
+ * that is in pieces into one buffer, as the output buffer of an in-place decryption; Node's cipher
+ * (every message of 1200 bytes and more, see `open`) never writes there, so that was a copy and a
+ * 64 KiB allocation per message for nothing. Here the output buffer is only offered when it is a
+ * view of bytes already contiguous; messages in pieces are decrypted piece by piece.
+ */
+export function decryptMessages (this: NoiseMessageStream, chunk: Uint8Array | Uint8ArrayList): Uint8ArrayList {
+  const output = new Uint8ArrayList()
+  for (let i = 0; i < chunk.byteLength; i += NOISE_MSG_MAX) {
+    const end = Math.min(i + NOISE_MSG_MAX, chunk.byteLength)
+    if (end - TAG_LENGTH < i) throw new Error('Invalid chunk')
+    noiseMessageCounters.messages++
+    let encrypted: Uint8Array | Uint8ArrayList
+    let dst: Uint8Array | undefined
+    if (chunk instanceof Uint8Array) {
+      encrypted = chunk.subarray(i, end)
+      dst = chunk.subarray(i, end - TAG_LENGTH)
+    } else {
+      encrypted = chunk.sublist(i, end)
+      if (isMultiPart(encrypted)) noiseMessageCounters.multiPart++
+    }
+    try {
+      output.append(this.handshake.decrypt(encrypted, dst))
+      this.metrics?.decryptedPackets.increment()
+    } catch (err) {
+      this.metrics?.decryptErrors.increment()
+      throw err
+    }
+  }
+  return output
+}
+
+function isMultiPart (list: Uint8ArrayList): boolean {
+  let parts = 0
+  for (const _ of list) if (++parts > 1) return true
+  return false
+}
+
+/** Gives a secured connection's message stream {@link decryptMessages}; leaves one of another shape (another library version) as it is. */
+function withMessageDecrypt<T extends { connection: unknown }> (secured: T): T {
+  if (isNoiseMessageStream(secured.connection)) secured.connection.decrypt = decryptMessages
+  return secured
+}
+
+/**
+ * The mesh's connection encrypter: @chainsafe/libp2p-noise with {@link noiseCrypto}, whose
+ * connections decrypt messages that arrive in pieces without first copying them into one buffer
+ * (see {@link decryptMessages}). Same protocol, same bytes on the wire.
+ */
+export function meshNoise (init: Omit<NoiseInit, 'crypto'> = {}): ReturnType<typeof noise> {
+  const factory = noise({ ...init, crypto: noiseCrypto })
+  return (components) => {
+    const encrypter = factory(components)
+    const inbound = encrypter.secureInbound.bind(encrypter)
+    const outbound = encrypter.secureOutbound.bind(encrypter)
+    encrypter.secureInbound = (async (...args: Parameters<typeof inbound>) => withMessageDecrypt(await inbound(...args))) as typeof encrypter.secureInbound
+    encrypter.secureOutbound = (async (...args: Parameters<typeof outbound>) => withMessageDecrypt(await outbound(...args))) as typeof encrypter.secureOutbound
+    return encrypter
+  }
 }
