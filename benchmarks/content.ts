@@ -36,7 +36,7 @@ import { fileURLToPath } from 'node:url'
 import type { ParseArgsOptionsConfig } from 'node:util'
 import { createTestbed, netnsAvailable, type Testbed } from '../test/testbed/netns.ts'
 import { IpcChild } from './ipc.ts'
-import { environment, loopbackIp, median, parseBenchArgs, sleep, table, TempDirs, writeResult } from './lib.ts'
+import { AGENT_NODE_FLAGS, environment, loopbackIp, median, parseBenchArgs, sleep, table, TempDirs, writeResult } from './lib.ts'
 
 /** The congestion control a test host's TCP uses ('unknown' when it cannot be read). */
 async function tcpCongestionControl (host: { exec: (cmd: string[]) => Promise<{ stdout: string, code: number | null }> }): Promise<string> {
@@ -99,8 +99,11 @@ let HOSTS = OPTS.hosts
 let RATE = OPTS.rate
 let RAW_WRITE = OPTS.rawWriteKiB * 1024
 
-/** Node flags for the host processes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where their time goes. */
-const EXEC_ARGV = (process.env.CONTENT_HOST_NODE_FLAGS ?? '').split(/\s+/).filter(f => f !== '')
+/**
+ * Node flags for the host processes: the agent's own (AGENT_NODE_FLAGS), or CONTENT_HOST_NODE_FLAGS
+ * when set ('' for Node's defaults; `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where their time goes).
+ */
+const EXEC_ARGV = process.env.CONTENT_HOST_NODE_FLAGS == null ? [...AGENT_NODE_FLAGS] : process.env.CONTENT_HOST_NODE_FLAGS.split(/\s+/).filter(f => f !== '')
 const HOST_SCRIPT = fileURLToPath(new URL(`./content-host${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
 const dirs = new TempDirs()
 const procs = new Set<ChildProcess>()
@@ -562,7 +565,7 @@ export async function run (options: Partial<ContentOptions> = {}): Promise<Conte
   const result: ContentResult = {
     benchmark: 'content',
     environment: { ...environment(), loadavg_start: loadavg().map(r2) },
-    params: { mib: MIB, swarm_mib: SWARM_MIB, rounds: ROUNDS, hosts: HOSTS, rate_mbit: RATE, raw_write_kib: RAW_WRITE / 1024, one_source: OPTS.oneSource, host_options: 'defaults (lan) but dataDir, listen, name' },
+    params: { mib: MIB, swarm_mib: SWARM_MIB, rounds: ROUNDS, hosts: HOSTS, rate_mbit: RATE, raw_write_kib: RAW_WRITE / 1024, one_source: OPTS.oneSource, host_options: 'defaults (lan) but dataDir, listen, name', host_node_flags: EXEC_ARGV.join(' ') },
     targets: TARGETS
   }
   process.on('exit', killAll)
@@ -589,6 +592,7 @@ export async function abort (): Promise<void> {
 
 function printTable (result: ContentResult): void {
   const rows: Array<Array<string | number>> = [['what', 'value', 'target / note']]
+  rows.push(['Node flags of the host processes', EXEC_ARGV.join(' ') === '' ? '(none)' : EXEC_ARGV.join(' '), EXEC_ARGV.join(' ') === AGENT_NODE_FLAGS.join(' ') ? 'the agent\'s' : 'CONTENT_HOST_NODE_FLAGS'])
   const lb = result.loopback
   if (lb != null) {
     rows.push([`loopback sync (host pair, ${lb.mib} MiB), MB/s p50`, lb.sync_p50_MBps, lb.sync_MBps.join(' ')])
@@ -668,7 +672,8 @@ options:
                      (default off)
   -h, --help         print this help and exit
 
-Environment: CONTENT_HOST_NODE_FLAGS, Node flags for the host processes (to profile them, say).
+Environment: CONTENT_HOST_NODE_FLAGS, Node flags for the host processes instead of the agent's own
+(${AGENT_NODE_FLAGS.join(' ')}): '' for Node's defaults, --cpu-prof … to profile them.
 
 Output: one JSON object on stdout (also written to benchmarks/results/content-latest.json);
 progress and a table on stderr.

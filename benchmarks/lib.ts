@@ -109,6 +109,13 @@ export function packageRoot (): string {
 }
 
 /** Fields every result file starts with, so results of different machines and versions compare. */
+/**
+ * The Node flags the agent runs with (`bin/edgelink`, and the single binary's `execArgv` in
+ * `scripts/build-binary.mjs`; a test keeps the three equal): a 1 MiB young generation. Benchmarks
+ * that measure the agent's behaviour start their host processes with them.
+ */
+export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1']
+
 export function environment (): Record<string, unknown> {
   const c = cpus()
   return { version: VERSION, node: process.version, platform: `${process.platform}-${process.arch}`, cpus: c.length, cpuModel: c[0]?.model ?? '', date: new Date().toISOString() }

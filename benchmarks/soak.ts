@@ -22,7 +22,7 @@ import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import type { ParseArgsOptionsConfig } from 'node:util'
 import { AgentClient } from '../agent/client.ts'
-import { environment, loopbackIp, packageRoot, parseBenchArgs, sleep, TempDirs, writeResult } from './lib.ts'
+import { AGENT_NODE_FLAGS, environment, loopbackIp, packageRoot, parseBenchArgs, sleep, TempDirs, writeResult } from './lib.ts'
 
 export interface SoakOptions {
   hosts: number
@@ -65,7 +65,7 @@ const CLI = (): string => join(packageRoot(), 'dist', 'agent', 'cli.js')
 
 async function startAgent (name: string, dataDir: string, preset: string): Promise<Agent> {
   const ip = loopbackIp()
-  const proc = spawn(process.execPath, ['--max-semi-space-size=1', CLI(), 'agent', '--data-dir', dataDir, '--listen', `${ip}:0`, '--advertise', ip, '--api', '127.0.0.1:0', '--name', name, '--log-level', 'warn', '--preset', preset], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(process.execPath, [...AGENT_NODE_FLAGS, CLI(), 'agent', '--data-dir', dataDir, '--listen', `${ip}:0`, '--advertise', ip, '--api', '127.0.0.1:0', '--name', name, '--log-level', 'warn', '--preset', preset], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   proc.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
   const end = Date.now() + 60_000

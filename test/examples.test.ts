@@ -19,4 +19,15 @@ describe('examples and package metadata', function () {
     const pkg = JSON.parse(await readFile('package.json', 'utf8'))
     expect(VERSION).to.equal(pkg.version)
   })
+
+  it('the launcher, the single binary and the benchmarks run the agent with the same Node flags', async () => {
+    const { AGENT_NODE_FLAGS } = await import('../benchmarks/lib.ts')
+    const launcher = await readFile(new URL('../../bin/edgelink', import.meta.url), 'utf8')
+    const exec = launcher.split('\n').filter(l => /^exec /.test(l))
+    expect(exec).to.deep.equal([`exec "$node_bin" ${AGENT_NODE_FLAGS.join(' ')} "$cli" "$@"`])
+    const builder = await readFile(new URL('../../scripts/build-binary.mjs', import.meta.url), 'utf8')
+    const argv = builder.match(/^const EXEC_ARGV = (\[.*\])$/m)
+    expect(argv, 'EXEC_ARGV in scripts/build-binary.mjs').to.not.equal(null)
+    expect(JSON.parse((argv as RegExpMatchArray)[1].replace(/'/g, '"'))).to.deep.equal([...AGENT_NODE_FLAGS])
+  })
 })
