@@ -592,7 +592,8 @@ export async function abort (): Promise<void> {
 
 function printTable (result: ContentResult): void {
   const rows: Array<Array<string | number>> = [['what', 'value', 'target / note']]
-  rows.push(['Node flags of the host processes', EXEC_ARGV.join(' ') === '' ? '(none)' : EXEC_ARGV.join(' '), EXEC_ARGV.join(' ') === AGENT_NODE_FLAGS.join(' ') ? 'the agent\'s' : 'CONTENT_HOST_NODE_FLAGS'])
+  const flags = EXEC_ARGV.join(' ')
+  rows.push(['Node flags of the host processes', flags === '' ? '(none)' : flags, flags === AGENT_NODE_FLAGS.join(' ') ? 'the agent\'s' : 'CONTENT_HOST_NODE_FLAGS'])
   const lb = result.loopback
   if (lb != null) {
     rows.push([`loopback sync (host pair, ${lb.mib} MiB), MB/s p50`, lb.sync_p50_MBps, lb.sync_MBps.join(' ')])

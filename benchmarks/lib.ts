@@ -108,7 +108,6 @@ export function packageRoot (): string {
   return dir
 }
 
-/** Fields every result file starts with, so results of different machines and versions compare. */
 /**
  * The Node flags the agent runs with (`bin/edgelink`, and the single binary's `execArgv` in
  * `scripts/build-binary.mjs`; a test keeps the three equal): a 1 MiB young generation. Benchmarks
@@ -116,6 +115,7 @@ export function packageRoot (): string {
  */
 export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1']
 
+/** Fields every result file starts with, so results of different machines and versions compare. */
 export function environment (): Record<string, unknown> {
   const c = cpus()
   return { version: VERSION, node: process.version, platform: `${process.platform}-${process.arch}`, cpus: c.length, cpuModel: c[0]?.model ?? '', date: new Date().toISOString() }

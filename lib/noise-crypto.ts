@@ -24,8 +24,12 @@ const TAG_LENGTH = 16
 /** Below this, the WebAssembly cipher beats Node's (its set-up dominates); the library's own threshold. */
 const NODE_MIN_BYTES = 1200
 
-/** Messages sealed and opened with Node's cipher since start, and their plaintext bytes: the mean message size on the wire. */
-export const noiseCounters = { sealed: 0, sealedBytes: 0, opened: 0, openedBytes: 0 }
+/**
+ * Messages sealed and opened with Node's cipher since start, and their plaintext bytes (the mean
+ * message size on the wire); `openedInPieces`: messages {@link meshNoise}'s connections decrypted
+ * from several socket reads without copying them into one buffer first.
+ */
+export const noiseCounters = { sealed: 0, sealedBytes: 0, opened: 0, openedBytes: 0, openedInPieces: 0 }
 
 const keys = new WeakMap<Uint8Array, KeyObject>()
 
@@ -79,9 +83,6 @@ export const noiseCrypto: ICryptoInterface = {
   chaCha20Poly1305Decrypt: open
 }
 
-/** Messages Noise handed to {@link meshNoise}'s message decryption, and how many were in several pieces (not copied into one). */
-export const noiseMessageCounters = { messages: 0, multiPart: 0 }
-
 /** The parts of @chainsafe/libp2p-noise's transport message stream that {@link meshNoise} touches. */
 export interface NoiseMessageStream {
   handshake: { decrypt: (ciphertext: Uint8Array | Uint8ArrayList, dst?: Uint8Array) => Uint8Array | Uint8ArrayList }
@@ -107,7 +108,6 @@ export function decryptMessages (this: NoiseMessageStream, chunk: Uint8Array | U
   for (let i = 0; i < chunk.byteLength; i += NOISE_MSG_MAX) {
     const end = Math.min(i + NOISE_MSG_MAX, chunk.byteLength)
     if (end - TAG_LENGTH < i) throw new Error('Invalid chunk')
-    noiseMessageCounters.messages++
     let encrypted: Uint8Array | Uint8ArrayList
     let dst: Uint8Array | undefined
     if (chunk instanceof Uint8Array) {
@@ -115,7 +115,7 @@ export function decryptMessages (this: NoiseMessageStream, chunk: Uint8Array | U
       dst = chunk.subarray(i, end - TAG_LENGTH)
     } else {
       encrypted = chunk.sublist(i, end)
-      if (isMultiPart(encrypted)) noiseMessageCounters.multiPart++
+      if (isMultiPart(encrypted)) noiseCounters.openedInPieces++
     }
     try {
       output.append(this.handshake.decrypt(encrypted, dst))
