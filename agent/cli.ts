@@ -612,7 +612,7 @@ async function resolveHostIds (client: AgentClient, ...lists: string[][]): Promi
   if (lists.every(l => l.length === 0)) return lists
   const rows = await client.hosts()
   const one = (given: string): string => {
-    const tail = given.replace(/^…/, '')
+    const tail = given.replace(/^\u2026/, '') // a leading … (as `edgelink hosts` shows IDs)
     if (tail === '' || rows.some(r => r.id === tail)) return tail
     const matches = rows.filter(r => r.id.endsWith(tail))
     if (matches.length > 1) throw new CliError(`"${given}" matches ${matches.length} hosts; give more of the ID`, 'INVALID_ARGUMENT')

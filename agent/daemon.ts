@@ -3,7 +3,8 @@
  * telling local CLI calls where the API is and which secret it wants.
  */
 import { randomBytes } from 'node:crypto'
-import { createServer, type Server } from 'node:http'
+import type { Server } from 'node:http'
+import { createRequire } from 'node:module'
 import { isIPv6 } from 'node:net'
 import { open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -14,6 +15,13 @@ import { createHost, EdgelinkError, isEdgelinkError, PRESETS, type Host } from '
 import { buildApi } from './api.ts'
 import { createMetrics, metricsRoute } from './metrics.ts'
 import { API_FILE, parseHostPort, type AgentConfig, type ApiFile } from './config.ts'
+
+/**
+ * node:http through require, not `import`: an ES import of node:http builds its whole namespace,
+ * which reads http's lazy WebSocket, CloseEvent and MessageEvent exports and so loads Node's
+ * bundled undici (fetch, WebSocket), ~12 MB resident that the agent never uses.
+ */
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http')
 
 export interface Agent {
   host: Host

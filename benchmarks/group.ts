@@ -6,6 +6,9 @@
  * TCP connections and LevelDB; the hosts killed keep a process each), with the default (lan) timings.
  * Hosts sharing a process share its event loop: their propagation figures include that queueing,
  * and their RSS is the process's (`idle.rss` is per process then, `hosts_per_process` says).
+ * Host processes run as the agent does: bundled by `npm run build` like dist/agent/edgelink.mjs
+ * (dist/benchmarks/group-host.bundle.mjs, scripts/bundle.mjs) with the agent's Node flags
+ * (AGENT_NODE_FLAGS); `--unbundled` and `--node-flags` measure other set-ups.
  *
  *   npm run bench:group -- --sizes 10,50 --rounds 20 [--kills 3] [--no-serf]
  *                           [--variants='--max-semi-space-size=1|…'] [--variant-size 10] [--shared-source-ip]
@@ -28,14 +31,14 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { createPublicKey, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { availableParallelism, loadavg } from 'node:os'
-import { extname } from 'node:path'
+import { extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ParseArgsOptionsConfig } from 'node:util'
 import { DEFAULTS } from '../lib/index.ts'
 import { IpcChild } from './ipc.ts'
-import { environment, loopbackIp, ms, parseBenchArgs, percentile, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
+import { AGENT_NODE_FLAGS, environment, loopbackIp, ms, packageRoot, parseBenchArgs, percentile, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
 
 /** The issue's targets. */
 export const TARGETS = { propagation_p50_ms: 30, propagation_max_ms: 100, failure_all_ms: 2000, rss_per_host_mb: 80 }
@@ -51,6 +54,10 @@ export interface GroupOptions {
   serf: boolean
   /** Seconds the formed group sits idle before RSS is read. */
   idleS: number
+  /** Node flags of every host and baseline process (default the agent's, AGENT_NODE_FLAGS). */
+  nodeFlags: string[]
+  /** Host processes run the bundled host script, built like the agent (scripts/bundle.mjs); false: the unbundled one. */
+  bundled: boolean
   /** Node flag sets to rerun one size with (each a list of flags). */
   variants: string[][]
   /** Group size the flag variants run at; default the smallest size that formed. */
@@ -73,7 +80,9 @@ export const GROUP_DEFAULTS: GroupOptions = {
   kills: 3,
   serf: true,
   idleS: 10,
-  variants: [['--max-semi-space-size=1'], ['--max-semi-space-size=1', '--max-old-space-size=64']],
+  nodeFlags: [...AGENT_NODE_FLAGS],
+  bundled: true,
+  variants: [],
   linkConcurrency: 10,
   formationTimeoutS: 120,
   sharedSourceIp: false,
@@ -88,6 +97,8 @@ let ROUNDS = GROUP_DEFAULTS.rounds
 let KILLS = GROUP_DEFAULTS.kills
 let IDLE_MS = GROUP_DEFAULTS.idleS * 1000
 let VARIANTS = GROUP_DEFAULTS.variants
+let NODE_FLAGS = GROUP_DEFAULTS.nodeFlags
+let BUNDLED = GROUP_DEFAULTS.bundled
 let LINK_CONCURRENCY = GROUP_DEFAULTS.linkConcurrency
 let FORMATION_MS = GROUP_DEFAULTS.formationTimeoutS * 1000
 let SHARED_SOURCE = GROUP_DEFAULTS.sharedSourceIp
@@ -105,6 +116,8 @@ const SERF_TIMEOUT = 60_000
 /** Epoch ms with sub-ms resolution (the children stamp with the same clock). */
 const now = (): number => performance.timeOrigin + performance.now()
 const HOST_SCRIPT = fileURLToPath(new URL(`./group-host${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
+/** group-host.ts bundled by `npm run build` the way the agent is (scripts/bundle.mjs). */
+const HOST_BUNDLE = (): string => join(packageRoot(), 'dist', 'benchmarks', 'group-host.bundle.mjs')
 const dirs = new TempDirs()
 /** Every process this run started, so `finally` and signals can end them all (by pid). */
 const procs = new Set<ChildProcess>()
@@ -117,7 +130,9 @@ class Child extends IpcChild {
   hosts = 1
 
   static async spawn (mode: 'host' | 'raw' | 'bare', label: string, opts: Record<string, unknown>, execArgv: string[], timeout: number): Promise<Child> {
-    const proc = fork(HOST_SCRIPT, [mode], {
+    // Bare Node and plain libp2p are floors: only edgelink hosts run bundled.
+    const script = mode === 'host' && BUNDLED ? HOST_BUNDLE() : HOST_SCRIPT
+    const proc = fork(script, [mode], {
       execPath: process.execPath,
       execArgv,
       env: { ...process.env, GROUP_HOST_OPTS: JSON.stringify(opts) },
@@ -734,6 +749,9 @@ export async function run (options: Partial<GroupOptions> = {}): Promise<GroupRe
   KILLS = o.kills
   IDLE_MS = o.idleS * 1000
   VARIANTS = o.variants.filter(v => v.length > 0)
+  NODE_FLAGS = o.nodeFlags
+  BUNDLED = o.bundled
+  if (BUNDLED && !existsSync(HOST_BUNDLE())) throw new Error(`${HOST_BUNDLE()} is missing: run \`npm run build\` (or pass --unbundled)`)
   LINK_CONCURRENCY = o.linkConcurrency
   FORMATION_MS = o.formationTimeoutS * 1000
   SHARED_SOURCE = o.sharedSourceIp
@@ -762,7 +780,7 @@ async function measure (o: GroupOptions) {
   const load0 = loadavg()
   process.stderr.write(`group benchmark: sizes ${SIZES.join(',')}, ${ROUNDS} rounds, ${KILLS} kills, hosts per process ${SIZES.map(n => hostsPerProcess(n, KILLS)).join(',')}, timings ${JSON.stringify(TIMINGS)}\n`)
   const verifyUs = verifyCostUs()
-  const base = await baselines([], 100)
+  const base = await baselines(NODE_FLAGS, 100)
   const baseVariants: Record<string, Record<string, MemoryFigures>> = {}
   for (const v of VARIANTS) baseVariants[v.join(' ')] = (await baselines(v, 0)).memory
   const gossipP50 = base.gossipsub!.p50
@@ -780,7 +798,7 @@ async function measure (o: GroupOptions) {
     }
   }
   const results: SizeResult[] = []
-  for (const n of SIZES) results.push(await attempt(n, [], KILLS))
+  for (const n of SIZES) results.push(await attempt(n, NODE_FLAGS, KILLS))
   const runs = results.filter((r): r is GroupRun & { formed: true } => r.formed)
   // Flag variants rerun one size that formed (by default the smallest: on a small machine the
   // larger groups are CPU-bound, and a group that cannot form says nothing about flags).
@@ -875,6 +893,8 @@ async function measure (o: GroupOptions) {
       source_ip: SHARED_SOURCE ? 'shared: every host dials from 127.0.0.1' : 'each host dials from its own loopback IP (HostOptions.dialFrom), as separate machines do',
       clock: 'epoch ms (Date.now() clock read via performance.timeOrigin + performance.now()), shared by all processes',
       status_change: "a follower's published name changes and it calls its status service's publishSoon() (what every status change calls); arrival = the receiver's status service accepts the first status with the new name",
+      node_flags: NODE_FLAGS,
+      host_process: BUNDLED ? 'bundled like the agent (dist/benchmarks/group-host.bundle.mjs, scripts/bundle.mjs)' : 'unbundled (dist/benchmarks/group-host.js)',
       variants: VARIANTS.map(v => v.join(' '))
     },
     baseline: {
@@ -899,6 +919,7 @@ async function measure (o: GroupOptions) {
   rows.push(['serf: failed everywhere', ...results.map(r => serf.runs?.find(s => s.size === r.size)?.failed_all_ms ?? 'skipped'), ''])
   rows.push(['RSS mean / max', ...results.map(r => col(r, g => `${g.idle.rss.rss_mean_mb} / ${g.idle.rss.rss_max_mb}`)), TARGETS.rss_per_host_mb])
   rows.push(['RSS bare node / libp2p+gossipsub', ...results.map(() => `${base.memory.bare_node.rss_mean_mb} / ${base.memory.libp2p_gossipsub.rss_mean_mb}`), ''])
+  rows.push(['host processes', ...results.map(() => `${BUNDLED ? 'bundled' : 'unbundled'}, ${NODE_FLAGS.length > 0 ? NODE_FLAGS.join(' ') : "Node's default flags"}`), ''])
   rows.push(['idle CPU % per host / all', ...results.map(r => col(r, g => `${g.idle.cpu_pct_per_host_mean} / ${g.idle.cpu_pct_all_hosts}`)), ''])
   rows.push(['verifies per status msg', ...results.map(r => col(r, g => g.idle.verifies_per_accepted)), ''])
   for (const v of variantResults) {
@@ -917,6 +938,10 @@ export const CLI_OPTIONS = {
   'no-serf': { type: 'boolean', default: false },
   /** Seconds the formed group sits idle before RSS is read. */
   idle: { type: 'string', default: String(GROUP_DEFAULTS.idleS) },
+  /** Node flags of every process; default the agent's. */
+  'node-flags': { type: 'string', default: GROUP_DEFAULTS.nodeFlags.join(' ') },
+  /** Host processes run the unbundled host script. */
+  unbundled: { type: 'boolean', default: false },
   /** Node flag sets to rerun one group size with (--variant-size), separated by `|`; '' for none. */
   variants: { type: 'string', default: GROUP_DEFAULTS.variants.map(v => v.join(' ')).join('|') },
   /** Group size the flag variants run at; default the smallest size that formed. */
@@ -950,6 +975,10 @@ options:
   --no-serf                 skip the Serf baseline (default off: Serf runs, or is skipped with the
                             reason when it is not installed)
   --idle S                  seconds the formed group sits idle before RSS is read (default ${GROUP_DEFAULTS.idleS})
+  --node-flags='FLAGS'      Node flags of every host and baseline process; '' for Node's defaults
+                            (default the agent's: '${GROUP_DEFAULTS.nodeFlags.join(' ')}')
+  --unbundled               hosts run dist/benchmarks/group-host.js instead of the bundle that
+                            \`npm run build\` makes of it the way it bundles the agent (default off)
   --variants='FLAGS|...'    Node flag sets, separated by |, to rerun one group size with; '' for none
                             (write it with =: a value that starts with - is refused otherwise)
                             (default '${GROUP_DEFAULTS.variants.map(v => v.join(' ')).join('|')}')
@@ -987,6 +1016,8 @@ if (import.meta.main) {
       kills: Number(args.kills),
       serf: !args['no-serf'],
       idleS: Number(args.idle),
+      nodeFlags: args['node-flags'].split(/\s+/).filter(f => f !== ''),
+      bundled: !args.unbundled,
       variants: args.variants.split('|').map(v => v.trim()).filter(v => v !== '').map(v => v.split(/\s+/)),
       variantSize: args['variant-size'] !== '' ? Number(args['variant-size']) : undefined,
       linkConcurrency: Number(args['link-concurrency']),

@@ -5,8 +5,11 @@
  *
  *   npm run bench:soak -- [--hosts 10] [--duration 600] [--load 2] [--preset lan]
  *
- * - Hosts: `edgelink agent` processes (dist/agent/cli.js), each on its own loopback IP, linked
- *   through the HTTP API as an operator would, with the default (`lan`) timings.
+ * - Hosts: `edgelink agent` processes as bin/edgelink runs them (dist/agent/edgelink.mjs with the
+ *   agent's Node flags), each on its own loopback IP, linked through the HTTP API as an operator
+ *   would, with the default (`lan`) timings.
+ * - Memory: each agent's RSS once the group has been healthy and idle for `--idle` seconds, before
+ *   the load starts (the group-state issue's target: ≤ 80 MB per idle host).
  * - Load: `--load` busy-looping Node processes (default: one per core) at the agents' priority,
  *   started once the group is healthy and stopped at the end.
  * - Watch: every agent's event stream (`GET /v1/edgelink/events`); each `host:health` event that
@@ -31,8 +34,12 @@ export interface SoakOptions {
   /** Busy-looping processes loading the CPUs. */
   load: number
   preset: 'lan' | 'test'
+  /** Seconds the healthy group sits idle before each agent's RSS is read. */
+  idleS: number
 }
-export const SOAK_DEFAULTS: SoakOptions = { hosts: 10, durationS: 600, load: cpus().length, preset: 'lan' }
+export const SOAK_DEFAULTS: SoakOptions = { hosts: 10, durationS: 600, load: cpus().length, preset: 'lan', idleS: 10 }
+/** RSS per idle agent, MB (the group-state issue's target). */
+export const RSS_TARGET_MB = 80
 
 interface Agent {
   name: string
@@ -57,11 +64,23 @@ export interface SoakResult {
   false_unreachable: number
   false_failures: FalseFailure[]
   polls: number
-  target: { false_unreachable: 0 }
+  /** Each agent's memory after the idle wait, MB: resident (anonymous + pages of files, the node binary's mostly). */
+  idle_rss_mb: { mean: number, max: number, min: number, anon_mean: number, file_mean: number }
+  target: { false_unreachable: 0, idle_rss_mb: number }
+  /** Every agent's idle RSS within the target. */
+  rss_pass: boolean
   pass: boolean
 }
 
-const CLI = (): string => join(packageRoot(), 'dist', 'agent', 'cli.js')
+/** What bin/edgelink runs. */
+const CLI = (): string => join(packageRoot(), 'dist', 'agent', 'edgelink.mjs')
+
+/** VmRSS, RssAnon and RssFile of a process, MB. */
+async function memoryOf (pid: number): Promise<{ rss: number, anon: number, file: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN)
+  return { rss: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024 }
+}
 
 async function startAgent (name: string, dataDir: string, preset: string): Promise<Agent> {
   const ip = loopbackIp()
@@ -121,7 +140,14 @@ export async function run (o: SoakOptions, log: (line: string) => void = line =>
       await sleep(500)
     }
     const formationMs = Date.now() - t0
-    log(`soak: group of ${o.hosts} healthy after ${formationMs} ms; loading the CPUs`)
+    log(`soak: group of ${o.hosts} healthy after ${formationMs} ms; idle ${o.idleS} s, then RSS`)
+    await sleep(o.idleS * 1000)
+    const mem = await Promise.all(agents.map(async a => await memoryOf(a.proc.pid!)))
+    const mb = (x: number): number => Math.round(x * 10) / 10
+    const avg = (xs: number[]): number => mb(xs.reduce((p, x) => p + x, 0) / xs.length)
+    const rss = mem.map(m => m.rss)
+    const idleRss = { mean: avg(rss), max: mb(Math.max(...rss)), min: mb(Math.min(...rss)), anon_mean: avg(mem.map(m => m.anon)), file_mean: avg(mem.map(m => m.file)) }
+    log(`soak: RSS per idle agent mean ${idleRss.mean} MB, max ${idleRss.max} MB (target ${RSS_TARGET_MB}); loading the CPUs`)
 
     const names = new Map(agents.map(a => [a.id, a.name]))
     const falses: FalseFailure[] = []
@@ -173,8 +199,10 @@ export async function run (o: SoakOptions, log: (line: string) => void = line =>
       false_unreachable: falses.length,
       false_failures: falses.slice(0, 50),
       polls,
-      target: { false_unreachable: 0 },
-      pass: falses.length === 0
+      idle_rss_mb: idleRss,
+      target: { false_unreachable: 0, idle_rss_mb: RSS_TARGET_MB },
+      pass: falses.length === 0,
+      rss_pass: idleRss.max <= RSS_TARGET_MB
     }
   } finally {
     ac.abort()
@@ -194,16 +222,18 @@ export const CLI_OPTIONS = {
   hosts: { type: 'string', default: String(SOAK_DEFAULTS.hosts) },
   duration: { type: 'string', default: String(SOAK_DEFAULTS.durationS) },
   load: { type: 'string', default: String(SOAK_DEFAULTS.load) },
-  preset: { type: 'string', default: SOAK_DEFAULTS.preset }
+  preset: { type: 'string', default: SOAK_DEFAULTS.preset },
+  idle: { type: 'string', default: String(SOAK_DEFAULTS.idleS) }
 } satisfies ParseArgsOptionsConfig
 
 export const USAGE = `usage: npm run bench:soak -- [options]
        node dist/benchmarks/soak.js [options]     (after npm run build)
 
-Soak benchmark: a linked group of real \`edgelink agent\` processes (dist/agent/cli.js), each on its
-own loopback IP, left running while busy-looping processes load the CPUs, counting every time a
-host that never stopped is shown Unreachable by another (a false failure), from every agent's
-event stream and from polling every agent's host list every 5 s.
+Soak benchmark: a linked group of real \`edgelink agent\` processes (dist/agent/edgelink.mjs with the
+agent's Node flags, as bin/edgelink runs it), each on its own loopback IP, left running while
+busy-looping processes load the CPUs, counting every time a host that never stopped is shown
+Unreachable by another (a false failure), from every agent's event stream and from polling every
+agent's host list every 5 s. Before the load, each agent's RSS once the group has sat idle.
 
 options:
   --hosts N          agent processes in the group (default ${SOAK_DEFAULTS.hosts})
@@ -211,23 +241,26 @@ options:
   --load N           busy-looping Node processes loading the CPUs (default: one per core, ${SOAK_DEFAULTS.load} here)
   --preset NAME      the agents' timings preset: lan or test; anything else means lan
                      (default ${SOAK_DEFAULTS.preset})
+  --idle S           seconds the healthy group sits idle before RSS is read (default ${SOAK_DEFAULTS.idleS})
   -h, --help         print this help and exit
 
 Output: one JSON object on stdout (also written to benchmarks/results/soak-latest.json); progress,
 a line a minute, on stderr.
 
-Target: no false Unreachable over ten minutes (the default --duration).
+Targets: no false Unreachable over ten minutes (the default --duration); RSS per idle agent
+≤ ${RSS_TARGET_MB} MB.
 
-Exits 0 whether or not the target is met (\`pass\` in the JSON says so), 1 when the run itself
+Exits 0 whether or not the targets are met (\`pass\` and \`rss_pass\` in the JSON say so), 1 when the run itself
 fails, 2 on a bad command line.
 `
 
 async function main (): Promise<void> {
   const { values } = parseBenchArgs(USAGE, { options: CLI_OPTIONS })
   const preset = values.preset === 'test' ? 'test' : 'lan'
-  const result = await run({ hosts: Number(values.hosts), durationS: Number(values.duration), load: Number(values.load), preset })
+  const result = await run({ hosts: Number(values.hosts), durationS: Number(values.duration), load: Number(values.load), preset, idleS: Number(values.idle) })
   process.stdout.write(JSON.stringify(result, null, 2) + '\n')
   process.stderr.write(`soak: ${result.false_unreachable} false Unreachable over ${result.duration_s} s at load ${result.loadavg_during.join('–')} (target 0): ${result.pass ? 'met' : 'missed'}\n`)
+  process.stderr.write(`soak: RSS per idle agent mean ${result.idle_rss_mb.mean} MB, max ${result.idle_rss_mb.max} MB (target ${RSS_TARGET_MB}): ${result.rss_pass ? 'met' : 'missed'}\n`)
   process.stderr.write(`written ${await writeResult('soak', result)}\n`)
 }
 

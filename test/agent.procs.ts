@@ -11,8 +11,8 @@ import { expect } from 'chai'
 import type { HostRow } from '../lib/index.ts'
 import { loopbackIp, tempDir, waitFor } from './helpers.ts'
 
-/** dist/agent/cli.js, next to this file's compiled form in dist/test. */
-export const CLI = fileURLToPath(new URL('../agent/cli.js', import.meta.url))
+/** The agent bundle bin/edgelink runs (dist/agent/edgelink.mjs, made by `npm run build`), next to this file's compiled form in dist/test. */
+export const CLI = fileURLToPath(new URL('../agent/edgelink.mjs', import.meta.url))
 /** The repository root (dist/test → ../..), for bin/edgelink. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -48,7 +48,7 @@ export async function run (file: string, args: string[], env = cleanEnv(), timeo
   })
 }
 
-/** `edgelink <args>` through dist/agent/cli.js with the test's node (24). */
+/** `edgelink <args>` through the agent bundle with the test's node (24). */
 export async function cli (...args: string[]): Promise<Run> {
   return await run(process.execPath, [CLI, ...args])
 }
