@@ -306,6 +306,18 @@ async function memoryOf (children: Child[]): Promise<MemoryFigures> {
   }
 }
 
+/**
+ * The flags of a process that runs `hosts` hosts: a young-generation size (`--max-semi-space-size`)
+ * is the agent's per host, so multiplied by `hosts`. Seven hosts sharing the 1 MiB of one agent
+ * would collect seven times as often as any agent does, and the latency figures would measure that.
+ */
+export function flagsForHosts (flags: string[], hosts: number): string[] {
+  return flags.map(f => {
+    const m = /^--max-semi-space-size=(\d+)$/.exec(f)
+    return m == null || hosts <= 1 ? f : `--max-semi-space-size=${Number(m[1]) * hosts}`
+  })
+}
+
 // ---------------------------------------------------------------- statistics
 
 interface Stats { n: number, min: number, p50: number, p90: number, p99: number, max: number, mean: number }
@@ -477,7 +489,7 @@ async function groupRun (size: number, execArgv: string[], kills: number): Promi
           return host
         }))
         const label = indices.length === 1 ? `h${indices[0]}` : `h${indices[0]}-h${indices.at(-1)!}`
-        const proc = await Child.spawn('host', label, { hosts }, execArgv, remaining())
+        const proc = await Child.spawn('host', label, { hosts }, flagsForHosts(execArgv, hosts.length), remaining())
         proc.hosts = indices.length
         await Promise.all(indices.map(async (i, k) => {
           const c = await new HostRef(proc, k, `h${i}`).info()
@@ -894,6 +906,7 @@ async function measure (o: GroupOptions) {
       clock: 'epoch ms (Date.now() clock read via performance.timeOrigin + performance.now()), shared by all processes',
       status_change: "a follower's published name changes and it calls its status service's publishSoon() (what every status change calls); arrival = the receiver's status service accepts the first status with the new name",
       node_flags: NODE_FLAGS,
+      young_generation: 'a process running k hosts gets k times the flags\' --max-semi-space-size (flagsForHosts)',
       host_process: BUNDLED ? 'bundled like the agent (dist/benchmarks/group-host.bundle.mjs, scripts/bundle.mjs)' : 'unbundled (dist/benchmarks/group-host.js)',
       variants: VARIANTS.map(v => v.join(' '))
     },

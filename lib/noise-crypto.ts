@@ -1,10 +1,7 @@
 /**
- * The Noise transport's ciphers: Node's ChaCha20-Poly1305 for every message, with the session key
- * turned into a `KeyObject` once instead of on every message. @chainsafe/libp2p-noise's own
- * (`defaultCrypto`) seals and opens messages under 1200 bytes with WebAssembly instead, a few microseconds
- * faster each (1-10 µs against 6-11 µs here); the mesh's small messages (gossip, requests, window
- * updates) are few, and not calling the WebAssembly modules lets a bundle leave them out
- * (scripts/bundle.mjs): ~7 MB less resident in every agent.
+ * The Noise transport's ciphers: @chainsafe/libp2p-noise's own (`defaultCrypto`: Node's
+ * ChaCha20-Poly1305 for messages of 1200 bytes and more, WebAssembly below that), with the session
+ * key turned into a `KeyObject` once instead of on every message.
  *
  * Node validates a raw key on every `createCipheriv` / `createDecipheriv` (~10 µs on these
  * machines, two thirds of a cipher's set-up); a connection carries a message per Yamux frame each
@@ -24,8 +21,8 @@ const CHACHA_POLY1305 = 'chacha20-poly1305'
 /** Largest Noise transport message, tag included (the Noise spec's 65535). */
 const NOISE_MSG_MAX = 65535
 const TAG_LENGTH = 16
-/** Messages smaller than this are sealed into one contiguous buffer (see `seal`). */
-const CONTIGUOUS_BELOW = 1200
+/** Below this, the WebAssembly cipher beats Node's (its set-up dominates); the library's own threshold. */
+const NODE_MIN_BYTES = 1200
 
 /**
  * Messages sealed and opened with Node's cipher since start, and their plaintext bytes (the mean
@@ -46,6 +43,7 @@ function keyObject (k: Uint8Array): KeyObject {
 }
 
 const seal: Seal = (plaintext, nonce, ad, k) => {
+  if (plaintext.byteLength < NODE_MIN_BYTES) return defaultCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
   noiseCounters.sealed++
   noiseCounters.sealedBytes += plaintext.byteLength
   const cipher = createCipheriv(CHACHA_POLY1305, keyObject(k), nonce, { authTagLength: TAG_LENGTH })
@@ -57,15 +55,11 @@ const seal: Seal = (plaintext, nonce, ad, k) => {
   else for (const buf of plaintext) sealed.append(cipher.update(buf))
   cipher.final()
   sealed.append(cipher.getAuthTag())
-  // A small message leaves as one buffer, as it did from the library's WebAssembly cipher: the
-  // copy is cheap, and a reply written just before its connection is closed (a leave's answer)
-  // otherwise did not always reach the peer.
-  if (plaintext.byteLength < CONTIGUOUS_BELOW) return sealed.subarray()
   return sealed as unknown as ReturnType<Seal>
 }
 
-const open: Open = (ciphertext, nonce, ad, k) => {
-  if (ciphertext.byteLength < TAG_LENGTH) throw new Error('Invalid chacha20poly1305 decryption')
+const open: Open = (ciphertext, nonce, ad, k, dst) => {
+  if (ciphertext.byteLength < NODE_MIN_BYTES) return defaultCrypto.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst)
   const length = ciphertext.byteLength - TAG_LENGTH
   noiseCounters.opened++
   noiseCounters.openedBytes += length
@@ -105,7 +99,7 @@ function isNoiseMessageStream (x: unknown): x is NoiseMessageStream {
  * Decrypts the Noise messages of `chunk` (the decoder hands over one whole message at a time,
  * usually in the pieces the socket read it in). The library's own method first copies a message
  * that is in pieces into one buffer, as the output buffer of an in-place decryption; Node's cipher
- * (`open`) never writes there, so that was a copy and a
+ * (every message of 1200 bytes and more, see `open`) never writes there, so that was a copy and a
  * 64 KiB allocation per message for nothing. Here the output buffer is only offered when it is a
  * view of bytes already contiguous; messages in pieces are decrypted piece by piece.
  */

@@ -28,7 +28,6 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import * as esbuild from 'esbuild'
 import postject from 'postject'
-import { wasmFree } from './bundle.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const RUNTIME = join(ROOT, 'scripts', 'sea-runtime.cjs')
@@ -168,7 +167,7 @@ export async function buildBinary ({ out = join(ROOT, 'dist', 'bin', 'edgelink')
       // CommonJS has no import.meta: give it what ESM code expects, pointing at the executable.
       define: { 'import.meta.url': '__edgelinkImportMetaUrl', 'import.meta.filename': '__filename', 'import.meta.dirname': '__dirname' },
       banner: { js: 'var __edgelinkImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
-      plugins: [...plugins({ addonSha, ui }), wasmFree()],
+      plugins: plugins({ addonSha, ui }),
       logLevel: 'silent'
     }).catch((err) => {
       throw new BuildError(`esbuild failed:\n${(err.errors ?? []).map(e => `  ${e.location?.file ?? ''}:${e.location?.line ?? ''} ${e.text}`).join('\n') || err.message}`)

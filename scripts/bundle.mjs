@@ -7,15 +7,10 @@
  *   dist/benchmarks/group-host.bundle.mjs  dist/benchmarks/group-host.js, likewise
  *
  * Why: an idle agent's memory. Node keeps every loaded module's source text and module record;
- * the ~700 files under dist/ and node_modules that the agent imports held ~6 MB more of V8's heap
+ * the ~1000 files under dist/ and node_modules that the agent imports held ~6 MB more of V8's heap
  * than one bundle of the code actually reached, and a bundle with comments and whitespace removed
  * is pure ASCII, which V8 stores at one byte per character (a comment with one non-Latin-1
- * character makes the whole source two bytes per character). And WebAssembly: importing
- * @chainsafe/libp2p-noise compiles and instantiates two WebAssembly modules (ChaCha20-Poly1305 and
- * SHA-256), ~7 MB resident between the compiled code, their memories and the compiler's own pages,
- * which the mesh never calls: lib/noise-crypto.ts seals and opens every message with Node's
- * cipher and hashes with Node's. {@link wasmFree} puts modules without WebAssembly in their place;
- * should anything call them, they throw.
+ * character makes the whole source two bytes per character).
  *
  * Identifiers are not mangled and names are kept (`keepNames`), so stack traces name the
  * functions; `node dist/agent/cli.js` runs the same agent unbundled, with file and line numbers.
@@ -28,42 +23,6 @@ import { fileURLToPath } from 'node:url'
 import * as esbuild from 'esbuild'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-
-/** What each WebAssembly package is replaced with: the names @chainsafe/libp2p-noise imports. */
-const WASM_STUBS = {
-  '@chainsafe/as-chacha20poly1305': [
-    'export function newInstance () { return null }',
-    'export class ChaCha20Poly1305 {',
-    '  seal () { throw new Error(NOT_BUILT_IN) }',
-    '  open () { throw new Error(NOT_BUILT_IN) }',
-    '}'
-  ],
-  '@chainsafe/as-sha256': [
-    'export function digest () { throw new Error(NOT_BUILT_IN) }'
-  ]
-}
-
-/**
- * An esbuild plugin that bundles stand-ins without WebAssembly for @chainsafe/as-chacha20poly1305
- * and @chainsafe/as-sha256 (see the file comment). Used by this build and the single executable's.
- */
-export function wasmFree () {
-  const names = Object.keys(WASM_STUBS)
-  const filter = new RegExp(`^(${names.map(n => n.replace(/[/.]/g, '\\$&')).join('|')})$`)
-  return {
-    name: 'edgelink-wasm-free',
-    setup (build) {
-      build.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'edgelink-wasm-free' }))
-      build.onLoad({ filter: /.*/, namespace: 'edgelink-wasm-free' }, (args) => ({
-        contents: [
-          `const NOT_BUILT_IN = ${JSON.stringify(`${args.path} is not part of this build: edgelink encrypts and hashes with Node's crypto (lib/noise-crypto.ts)`)}`,
-          ...WASM_STUBS[args.path]
-        ].join('\n') + '\n',
-        loader: 'js'
-      }))
-    }
-  }
-}
 
 /** One ES module from `entry` (a file under dist/), with `require` available for CommonJS dependencies. */
 export async function bundle (entry, outfile) {
@@ -83,7 +42,6 @@ export async function bundle (entry, outfile) {
     keepNames: true,
     legalComments: 'none',
     charset: 'ascii',
-    plugins: [wasmFree()],
     logLevel: 'silent'
   })
   if (result.warnings.length > 0) {

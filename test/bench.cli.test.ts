@@ -111,3 +111,11 @@ describe('benchmark scripts: command line', function () {
     expect(r.stderr).to.include('--help')
   })
 })
+
+describe('group benchmark: flags of a process of several hosts', () => {
+  it('gives each host the agent\'s young generation: --max-semi-space-size times the hosts, other flags as they are', () => {
+    expect(group.flagsForHosts(['--max-semi-space-size=1', '--no-opt'], 7)).to.deep.equal(['--max-semi-space-size=7', '--no-opt'])
+    expect(group.flagsForHosts(['--max-semi-space-size=2'], 1)).to.deep.equal(['--max-semi-space-size=2'])
+    expect(group.flagsForHosts([], 7)).to.deep.equal([])
+  })
+})

@@ -1,13 +1,12 @@
 /**
  * The agent bundle (`npm run build` → dist/agent/edgelink.mjs, scripts/bundle.mjs), which
- * bin/edgelink runs and the agent tests drive: what it leaves out, and the build's own refusals.
+ * bin/edgelink runs and the agent tests drive: what it loads, and the build's own refusals.
  * The agent tests (agent.*.test.ts) run every CLI and daemon process through this same bundle.
  */
 import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { expect } from 'chai'
 import { CLI, ROOT } from './agent.procs.ts'
 
@@ -47,16 +46,6 @@ describe('agent bundle (dist/agent/edgelink.mjs)', function () {
       await rm(dir, { recursive: true, force: true })
     }
   }
-
-  it('runs the agent with WebAssembly switched off: the ChaCha20-Poly1305 and SHA-256 WebAssembly modules are left out', async () => {
-    // --jitless removes the WebAssembly global: a module compiled at load time would throw.
-    const bundled = await agentModules(CLI, ['--jitless'])
-    expect(bundled.modules, bundled.stderr).to.be.an('array')
-    // The unbundled agent loads them, through @chainsafe/libp2p-noise: the check above can fail.
-    const unbundled = await agentModules(fileURLToPath(new URL('../agent/cli.js', import.meta.url)), ['--jitless'])
-    expect(unbundled.modules).to.equal(undefined)
-    expect(unbundled.stderr).to.match(/WebAssembly is not defined/)
-  })
 
   it('is ASCII, so V8 holds its source at one byte per character', async () => {
     const text = await readFile(CLI, 'latin1')
