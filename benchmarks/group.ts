@@ -38,7 +38,7 @@ import { fileURLToPath } from 'node:url'
 import type { ParseArgsOptionsConfig } from 'node:util'
 import { DEFAULTS } from '../lib/index.ts'
 import { IpcChild } from './ipc.ts'
-import { AGENT_NODE_FLAGS, environment, loopbackIp, ms, packageRoot, parseBenchArgs, percentile, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
+import { AGENT_NODE_FLAGS, environment, loopbackIp, mb, ms, packageRoot, parseBenchArgs, percentile, procMemory, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
 
 /** The issue's targets. */
 export const TARGETS = { propagation_p50_ms: 30, propagation_max_ms: 100, failure_all_ms: 2000, rss_per_host_mb: 80 }
@@ -117,7 +117,7 @@ const SERF_TIMEOUT = 60_000
 const now = (): number => performance.timeOrigin + performance.now()
 const HOST_SCRIPT = fileURLToPath(new URL(`./group-host${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
 /** group-host.ts bundled by `npm run build` the way the agent is (scripts/bundle.mjs). */
-const HOST_BUNDLE = (): string => join(packageRoot(), 'dist', 'benchmarks', 'group-host.bundle.mjs')
+const HOST_BUNDLE = join(packageRoot(), 'dist', 'benchmarks', 'group-host.bundle.mjs')
 const dirs = new TempDirs()
 /** Every process this run started, so `finally` and signals can end them all (by pid). */
 const procs = new Set<ChildProcess>()
@@ -131,7 +131,7 @@ class Child extends IpcChild {
 
   static async spawn (mode: 'host' | 'raw' | 'bare', label: string, opts: Record<string, unknown>, execArgv: string[], timeout: number): Promise<Child> {
     // Bare Node and plain libp2p are floors: only edgelink hosts run bundled.
-    const script = mode === 'host' && BUNDLED ? HOST_BUNDLE() : HOST_SCRIPT
+    const script = mode === 'host' && BUNDLED ? HOST_BUNDLE : HOST_SCRIPT
     const proc = fork(script, [mode], {
       execPath: process.execPath,
       execArgv,
@@ -239,18 +239,6 @@ async function until (fn: () => boolean | Promise<boolean>, msec: number, every 
 }
 
 // ---------------------------------------------------------------- /proc readings
-
-const MB = 1024 * 1024
-const mb = (bytes: number): number => Math.round(bytes / MB * 10) / 10
-
-/** RSS split as the kernel sees it: anon (this process's own), file (binary + libraries, shared between processes), and PSS (shared pages divided among their users). */
-function procMemory (pid: number): { rss: number, anon: number, file: number, pss: number } {
-  const field = (text: string, name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  let pss = NaN
-  try { pss = field(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), 'Pss') } catch {}
-  return { rss: field(status, 'VmRSS'), anon: field(status, 'RssAnon'), file: field(status, 'RssFile'), pss }
-}
 
 /** CPU time the whole machine spent busy (all cores, all processes), in ms, from /proc/stat. */
 function machineBusyMs (): number {
@@ -763,7 +751,7 @@ export async function run (options: Partial<GroupOptions> = {}): Promise<GroupRe
   VARIANTS = o.variants.filter(v => v.length > 0)
   NODE_FLAGS = o.nodeFlags
   BUNDLED = o.bundled
-  if (BUNDLED && !existsSync(HOST_BUNDLE())) throw new Error(`${HOST_BUNDLE()} is missing: run \`npm run build\` (or pass --unbundled)`)
+  if (BUNDLED && !existsSync(HOST_BUNDLE)) throw new Error(`${HOST_BUNDLE} is missing: run \`npm run build\` (or pass --unbundled)`)
   LINK_CONCURRENCY = o.linkConcurrency
   FORMATION_MS = o.formationTimeoutS * 1000
   SHARED_SOURCE = o.sharedSourceIp

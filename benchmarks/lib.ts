@@ -3,7 +3,7 @@
  * the raw-libp2p baseline every benchmark divides by (so results are ratios measured in the same
  * run, not lone absolute times that depend on the machine).
  */
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -114,6 +114,18 @@ export function packageRoot (): string {
  * that measure the agent's behaviour start their host processes with them.
  */
 export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1']
+
+/** Bytes (or MiB figures computed from bytes) as MB with one decimal. */
+export const mb = (bytes: number): number => Math.round(bytes / (1024 * 1024) * 10) / 10
+
+/** RSS of a process split as the kernel sees it, in bytes: anon (its own), file (binary + libraries, shared between processes), and PSS (shared pages divided among their users). */
+export function procMemory (pid: number): { rss: number, anon: number, file: number, pss: number } {
+  const field = (text: string, name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  let pss = NaN
+  try { pss = field(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), 'Pss') } catch {}
+  return { rss: field(status, 'VmRSS'), anon: field(status, 'RssAnon'), file: field(status, 'RssFile'), pss }
+}
 
 /** Fields every result file starts with, so results of different machines and versions compare. */
 export function environment (): Record<string, unknown> {

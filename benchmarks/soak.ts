@@ -25,7 +25,7 @@ import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import type { ParseArgsOptionsConfig } from 'node:util'
 import { AgentClient } from '../agent/client.ts'
-import { AGENT_NODE_FLAGS, environment, loopbackIp, packageRoot, parseBenchArgs, sleep, TempDirs, writeResult } from './lib.ts'
+import { AGENT_NODE_FLAGS, environment, loopbackIp, mb, packageRoot, parseBenchArgs, procMemory, sleep, TempDirs, writeResult } from './lib.ts'
 
 export interface SoakOptions {
   hosts: number
@@ -74,13 +74,6 @@ export interface SoakResult {
 
 /** What bin/edgelink runs. */
 const CLI = (): string => join(packageRoot(), 'dist', 'agent', 'edgelink.mjs')
-
-/** VmRSS, RssAnon and RssFile of a process, MB. */
-async function memoryOf (pid: number): Promise<{ rss: number, anon: number, file: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN)
-  return { rss: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024 }
-}
 
 async function startAgent (name: string, dataDir: string, preset: string): Promise<Agent> {
   const ip = loopbackIp()
@@ -142,8 +135,7 @@ export async function run (o: SoakOptions, log: (line: string) => void = line =>
     const formationMs = Date.now() - t0
     log(`soak: group of ${o.hosts} healthy after ${formationMs} ms; idle ${o.idleS} s, then RSS`)
     await sleep(o.idleS * 1000)
-    const mem = await Promise.all(agents.map(async a => await memoryOf(a.proc.pid!)))
-    const mb = (x: number): number => Math.round(x * 10) / 10
+    const mem = agents.map(a => procMemory(a.proc.pid!))
     const avg = (xs: number[]): number => mb(xs.reduce((p, x) => p + x, 0) / xs.length)
     const rss = mem.map(m => m.rss)
     const idleRss = { mean: avg(rss), max: mb(Math.max(...rss)), min: mb(Math.min(...rss)), anon_mean: avg(mem.map(m => m.anon)), file_mean: avg(mem.map(m => m.file)) }

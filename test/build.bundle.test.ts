@@ -16,15 +16,15 @@ describe('agent bundle (dist/agent/edgelink.mjs)', function () {
   this.timeout(60_000)
 
   /**
-   * Starts `script` as `edgelink agent` on 127.0.0.1 with `flags` and a probe that prints the
-   * internal modules Node loaded once the mesh is up; resolves with them, or with the agent's
-   * stderr when it exits first.
+   * Starts the bundle as `edgelink agent` on 127.0.0.1 with a probe that prints the internal
+   * modules Node loaded once the mesh is up; resolves with them, or with the agent's stderr when
+   * it exits first.
    */
-  async function agentModules (script: string, flags: string[]): Promise<{ modules?: string[], stderr: string }> {
+  async function agentModules (): Promise<{ modules?: string[], stderr: string }> {
     const dir = await mkdtemp(join(tmpdir(), 'edgelink-bundle-'))
     try {
       await writeFile(join(dir, 'probe.mjs'), 'process.once("SIGUSR2", () => { process._rawDebug("MODULES " + JSON.stringify(process.moduleLoadList)) })\n')
-      const child = execFile(process.execPath, [...flags, '--import', join(dir, 'probe.mjs'), script, 'agent', '--data-dir', join(dir, 'data'), '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0', '--name', 'probe', '--log-level', 'warn'])
+      const child = execFile(process.execPath, ['--import', join(dir, 'probe.mjs'), CLI, 'agent', '--data-dir', join(dir, 'data'), '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0', '--name', 'probe', '--log-level', 'warn'])
       let stderr = ''
       let asked = false
       let modules: string[] | undefined
@@ -53,7 +53,7 @@ describe('agent bundle (dist/agent/edgelink.mjs)', function () {
   })
 
   it('runs the agent without Node\'s bundled undici (an ES import of node:http would load it)', async () => {
-    const { modules, stderr } = await agentModules(CLI, [])
+    const { modules, stderr } = await agentModules()
     expect(modules, stderr).to.be.an('array').that.includes('NativeModule http')
     expect(modules!.filter(m => /undici/.test(m))).to.deep.equal([])
   })
