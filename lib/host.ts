@@ -8,7 +8,7 @@ import { peerIdFromMultihash, peerIdFromPrivateKey, peerIdFromString } from '@li
 import * as Digest from 'multiformats/hashes/digest'
 import { tcp, type TCPSocketOptions } from '@libp2p/tcp'
 import type { TcpNetConnectOpts } from 'node:net'
-import { yamux } from '@libp2p/yamux'
+import { meshYamux } from './yamux.ts'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
@@ -1474,7 +1474,7 @@ export class Host extends EventEmitter<HostEvents> {
       addresses: { listen, ...(announce != null ? { announce } : {}) },
       transports: [tcp(o.dialFrom != null ? { dialOpts: sourceAddress(o.dialFrom) } : {})],
       connectionEncrypters: [meshNoise()],
-      streamMuxers: [yamux()],
+      streamMuxers: [meshYamux()],
       connectionGater: {
         denyDialPeer: (peer) => !this.mayConnect(peer, 'out'),
         denyInboundEncryptedConnection: (peer) => !this.mayConnect(peer, 'in'),

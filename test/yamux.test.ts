@@ -1,0 +1,123 @@
+import { expect } from 'chai'
+import { createHash, randomBytes } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@libp2p/yamux'
+import type { Stream } from '@libp2p/interface'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { meshNoise } from '../lib/noise-crypto.ts'
+import { capFrames, MAX_FRAME_DATA, meshYamux } from '../lib/yamux.ts'
+import { loopbackIp } from './helpers.ts'
+
+const PROTOCOL = '/edgelink-test/frames/1.0.0'
+const BYTES = 6 * 1024 * 1024
+
+interface Received { sizes: number[], hash: string, bytes: number }
+
+/** Reads `stream` to its end, noting every message's size: each is one Yamux data frame. */
+async function readAll (stream: Stream, bytes: number): Promise<Received> {
+  const sizes: number[] = []
+  const hash = createHash('sha256')
+  let total = 0
+  await new Promise<void>((resolve, reject) => {
+    stream.addEventListener('message', (evt) => {
+      sizes.push(evt.data.byteLength)
+      total += evt.data.byteLength
+      hash.update(evt.data.subarray())
+      if (total === bytes) resolve()
+    })
+    stream.addEventListener('close', (evt) => { if (evt.error != null) reject(evt.error) })
+  })
+  return { sizes, hash: hash.digest('hex'), bytes: total }
+}
+
+/** Writes `data` in 1 MiB writes, waiting for drain as asked. */
+async function writeAll (stream: Stream, data: Uint8Array): Promise<void> {
+  for (let off = 0; off < data.length; off += 1 << 20) {
+    if (!stream.send(data.subarray(off, off + (1 << 20)))) await stream.onDrain()
+  }
+}
+
+describe('mesh Yamux (frames capped at one Noise message)', function () {
+  this.timeout(60_000)
+  const nodes: Libp2p[] = []
+
+  async function node (muxer: 'mesh' | 'stock'): Promise<Libp2p> {
+    const n = await createLibp2p({
+      privateKey: await generateKeyPair('Ed25519'),
+      addresses: { listen: [`/ip4/${loopbackIp()}/tcp/0`] },
+      transports: [tcp()],
+      connectionEncrypters: [meshNoise()],
+      streamMuxers: [muxer === 'mesh' ? meshYamux() : yamux()]
+    })
+    nodes.push(n)
+    return n
+  }
+
+  afterEach(async () => { await Promise.all(nodes.splice(0).map(async n => { await n.stop() })) })
+
+  /**
+   * `sender` opens a stream to `receiver` and writes 6 MiB; the receiver answers with 6 MiB of its
+   * own on the same (inbound, for it) stream. Returns what each side received, message by message.
+   */
+  async function exchange (sender: Libp2p, receiver: Libp2p): Promise<{ there: Received, back: Received, sentThere: string, sentBack: string }> {
+    const there = randomBytes(BYTES)
+    const back = randomBytes(BYTES)
+    let gotThere: Promise<Received> | undefined
+    await receiver.handle(PROTOCOL, async (stream) => {
+      gotThere = readAll(stream, BYTES)
+      await gotThere
+      await writeAll(stream, back)
+      await stream.close()
+    })
+    const stream = await sender.dialProtocol(receiver.getMultiaddrs()[0], PROTOCOL)
+    const gotBack = readAll(stream, BYTES)
+    await writeAll(stream, there)
+    const backReceived = await gotBack
+    await stream.close()
+    const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+    return { there: await gotThere!, back: backReceived, sentThere: sha(there), sentBack: sha(back) }
+  }
+
+  it('sends no data frame larger than one Noise message, on streams it opens and on streams opened to it', async () => {
+    const [a, b] = await Promise.all([node('mesh'), node('mesh')])
+    const r = await exchange(a, b)
+    expect(r.there.hash).to.equal(r.sentThere)
+    expect(r.back.hash).to.equal(r.sentBack)
+    // Outbound (a's) and inbound (b's) streams alike: every frame fits one Noise message.
+    expect(Math.max(...r.there.sizes)).to.be.at.most(MAX_FRAME_DATA)
+    expect(Math.max(...r.back.sizes)).to.be.at.most(MAX_FRAME_DATA)
+    // ...and they are full frames, not dribbles: 6 MiB in about 6 MiB / MAX_FRAME_DATA frames.
+    expect(r.there.sizes.length).to.be.at.most(Math.ceil(BYTES / MAX_FRAME_DATA) + 16)
+  })
+
+  it('where stock @libp2p/yamux sends frames as large as the window (what the cap is for)', async () => {
+    const [a, b] = await Promise.all([node('stock'), node('stock')])
+    const r = await exchange(a, b)
+    expect(r.there.hash).to.equal(r.sentThere)
+    // The initial window alone is 256 KiB, sent as one frame.
+    expect(Math.max(...r.there.sizes)).to.be.greaterThan(4 * MAX_FRAME_DATA)
+  })
+
+  it('talks to a peer on stock Yamux both ways, its own frames capped', async () => {
+    const [ours, stock] = await Promise.all([node('mesh'), node('stock')])
+    const r = await exchange(ours, stock)
+    expect(r.there.hash).to.equal(r.sentThere)
+    expect(r.back.hash).to.equal(r.sentBack)
+    expect(Math.max(...r.there.sizes)).to.be.at.most(MAX_FRAME_DATA)
+    const r2 = await exchange(stock, ours)
+    expect(r2.there.hash).to.equal(r2.sentThere)
+    expect(r2.back.hash).to.equal(r2.sentBack)
+    expect(Math.max(...r2.back.sizes)).to.be.at.most(MAX_FRAME_DATA)
+  })
+
+  it('capFrames keeps the smaller of the cap and what the window allows', () => {
+    const s = capFrames({ maxMessageSize: 10 }, 100)
+    expect(s.maxMessageSize).to.equal(10)
+    s.maxMessageSize = 1_000_000
+    expect(s.maxMessageSize).to.equal(100)
+    s.maxMessageSize = 0
+    expect(s.maxMessageSize).to.equal(0)
+    expect(capFrames({ maxMessageSize: 1 << 20 }).maxMessageSize).to.equal(MAX_FRAME_DATA)
+  })
+})
