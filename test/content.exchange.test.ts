@@ -382,6 +382,34 @@ describe('content exchange', function () {
     for (const f of fetchers) expect(f.exchange.counters.served).to.be.greaterThan(0)
   })
 
+  it('a presumed seed (the uploader) is asked at once, without a WATCH; a wrong presumption falls back to bitmaps', async () => {
+    const c = randomContent(2 * MiB, 128 * KiB)
+    const src = await peer()
+    src.source.add(c, true)
+    const empty = await peer()
+    const dst = await peer(undefined, { bitmapRefresh: 100 })
+    dst.source.add(c)
+    await connectAll(src, empty, dst)
+    await dst.exchange.fetch(c.id, c.hashes, c.sizes, { seeds: [src.id] })
+    expect(dst.source.complete(c)).to.equal(true)
+    // The seed was asked for chunks straight away: it never had to answer for its bitmap.
+    expect(src.exchange.counters.watches).to.equal(0)
+    expect(src.exchange.counters.served).to.equal(c.hashes.length)
+    expect(empty.exchange.counters.watches).to.equal(1)
+
+    // Presumed wrongly: `empty` holds nothing. Its NOT_FOUND sends the fetcher to the bitmaps,
+    // and the content comes from the peer that has it.
+    const c2 = randomContent(2 * MiB, 128 * KiB)
+    src.source.add(c2, true)
+    dst.source.add(c2)
+    const failed = dst.exchange.counters.failed
+    await dst.exchange.fetch(c2.id, c2.hashes, c2.sizes, { seeds: [empty.id] })
+    expect(dst.source.complete(c2)).to.equal(true)
+    expect(dst.exchange.counters.failed).to.be.greaterThan(failed)
+    expect(empty.exchange.counters.served).to.equal(0)
+    expect(src.exchange.counters.served).to.equal(c.hashes.length + c2.hashes.length)
+  })
+
   it('a peer that did not know the content when asked is watched back as soon as it watches us', async () => {
     const c = randomContent(8 * MiB, 128 * KiB)
     const src = await peer(new MemorySource(), { uploadRate: 2 * MiB })

@@ -36,7 +36,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import type { Clock, ClockTimer } from '../clock.ts'
 import { EdgelinkError, isEdgelinkError, isErrorCode } from '../errors.ts'
 import type { Logger } from '../logger.ts'
-import { bitmapLength, hasBit } from './bitmap.ts'
+import { bitmapLength, hasBit, newBitmap } from './bitmap.ts'
 import { ChunkBuffers, SizePool } from './direct.ts'
 import { ContentRequest, ContentResponse } from './content.ts'
 import { isChunkHash, MAX_CHUNKS } from './manifest.ts'
@@ -290,7 +290,9 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
     /** ANY requests answered SENT: the seed gave every chunk listed to other downloaders. */
     sent: 0,
     /** Download channels opened (one per peer while it is being fetched from). */
-    channels: 0
+    channels: 0,
+    /** WATCH requests served (a downloader asking this host's bitmap and its updates). */
+    watches: 0
   }
 
   constructor (ctx: ExchangeContext, options: ExchangeOptions = {}) {
@@ -353,8 +355,11 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
    *
    * @param uniqueChunks the content's distinct chunk hashes, in bitmap order
    * @param sizes the byte length of each of them
+   * @param options.seeds peers presumed to hold the whole content (its uploader): asked at once,
+   *   without waiting for their bitmap's round trip. One that does not answers NOT_FOUND and is
+   *   asked for its bitmap like any other peer.
    */
-  async fetch (contentId: string, uniqueChunks: string[], sizes: number[], options: { signal?: AbortSignal } = {}): Promise<void> {
+  async fetch (contentId: string, uniqueChunks: string[], sizes: number[], options: { signal?: AbortSignal, seeds?: string[] } = {}): Promise<void> {
     const { signal } = options
     checkFetchArgs(contentId, uniqueChunks, sizes)
     if (signal?.aborted === true) throw new EdgelinkError('ABORTED', 'the download was aborted', { cause: signal.reason })
@@ -387,7 +392,7 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
     const onAbort = (): void => { this.finish(run, new EdgelinkError('ABORTED', 'the download was aborted', { cause: signal?.reason })) }
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      this.begin(run).catch(err => { this.finish(run, storeError(err)) })
+      this.begin(run, options.seeds ?? []).catch(err => { this.finish(run, storeError(err)) })
       await run.done.promise
     } finally {
       signal?.removeEventListener('abort', onAbort)
@@ -402,12 +407,21 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
 
   // ------------------------------------------------------------------ downloading
 
-  private async begin (run: Run): Promise<void> {
+  private async begin (run: Run, seeds: string[]): Promise<void> {
     const n = run.hashes.length
     const have = this.ctx.source.bitmap(run.id)
     const swarm = new Swarm(n, have, { maxBadChunks: this.opts.maxBadChunks, anyFromSeeds: true })
     for (const peer of this.dropped.get(run.id) ?? []) swarm.drop(peer)
     run.swarm = swarm
+    // A presumed seed is asked at once: its bitmap's round trip (a stream opened and answered by a
+    // host that has just announced the content to everyone) delays every first chunk.
+    const full = newBitmap(n).fill(0xff)
+    for (const peer of this.ctx.node()?.getPeers() ?? []) {
+      const id = peer.toString()
+      if (!seeds.includes(id) || !this.ctx.isMember(id) || swarm.isDropped(id)) continue
+      run.peerIds.set(id, peer)
+      swarm.setBitmap(id, full)
+    }
     for (let i = 0; i < n; i++) if (swarm.isDone(i)) run.bytes += run.sizes[i]
     run.samples.push({ t: this.ctx.clock.now(), bytes: run.bytes })
     this.progress(run)
@@ -484,6 +498,9 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
     const swarm = run.swarm as Swarm
     const entry: { stream?: Stream } = {}
     run.watches.set(id, entry)
+    // The download channel opens meanwhile, so the first request goes out as soon as the bitmap
+    // says what to ask (an unused channel closes after CHANNEL_IDLE).
+    this.channel(id, peer)
     const done = (): void => { if (run.watches.get(id) === entry) run.watches.delete(id) }
     this.openStream(peer, run.ctl.signal).then(stream => {
       if (run.finished || swarm.isDropped(id)) {
@@ -898,6 +915,7 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
    * list or as the whole bitmap, whichever is shorter.
    */
   private async serveWatch (stream: Stream, reader: RequestReader, contentId: string): Promise<void> {
+    this.counters.watches++
     const bitmap = this.ctx.source.bitmap(contentId)
     if (bitmap == null) {
       try {

@@ -181,7 +181,8 @@ export class ContentService extends EventEmitter<ContentEvents> {
     const ctl = new AbortController()
     this.downloads.set(id, ctl)
     const { hashes, sizes } = cs.chunks(id)
-    this.exchange!.fetch(id, [...hashes], [...sizes], { signal: ctl.signal }).then(() => {
+    // The uploader made the content: it is asked at once, before its bitmap comes.
+    this.exchange!.fetch(id, [...hashes], [...sizes], { signal: ctl.signal, seeds: [cs.get(id).uploader] }).then(() => {
       if (cs.has(id) && cs.info(id).complete) this.emit('content:complete', cs.info(id))
     }, (err) => {
       if (!isEdgelinkError(err, 'ABORTED')) this.ctx.log.warn({ id, err: String(err?.message ?? err) }, 'content download stopped')
