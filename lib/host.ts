@@ -752,6 +752,9 @@ export class Host extends EventEmitter<HostEvents> {
       await stream.close().catch(() => {})
     } catch (err) {
       stream.abort(err as Error)
+      // The leader's signed roster without this host can arrive first (from a leader that pushes
+      // it before answering) and has already made it leave: that is the confirmation.
+      if (this.roster?.roster.groupId !== r.groupId) return
       throw new EdgelinkError(signal.aborted ? 'TIMEOUT' : 'LEADER_UNREACHABLE', 'the leader did not confirm the unlink', { cause: err })
     }
     const refused = refusal(res)
@@ -770,19 +773,24 @@ export class Host extends EventEmitter<HostEvents> {
         const r = this.roster?.roster
         if (r == null || !this.isLeader()) return refuse(new EdgelinkError('NOT_LEADER'))
         if (hex(req.groupId) !== r.groupId || !r.members.some(m => m.id === id)) return refuse(new EdgelinkError('NOT_MEMBER'))
-        await this.removeMember(id, 'unlinked itself', { hangUp: false })
+        await this.removeMember(id, 'unlinked itself', { hangUp: false, push: false })
         return { code: '', message: '' }
       })
+      // The answer first: the new roster makes the follower leave and hang up on everyone, which
+      // would end this stream before it read the answer.
       await pb.write(res, LeaveResponse, { signal })
       await stream.close({ signal })
-      if (res.code === '') await this.node?.hangUp(conn.remotePeer).catch(() => {})
+      if (res.code === '') {
+        await this.pushRoster(conn.remotePeer).catch(() => {})
+        await this.node?.hangUp(conn.remotePeer).catch(() => {})
+      }
     } catch (err: any) {
       stream.abort(err)
     }
   }
 
   /** Leader only, under the mutex. */
-  private async removeMember (id: string, reason: string, opts: { hangUp: boolean } = { hangUp: true }): Promise<void> {
+  private async removeMember (id: string, reason: string, opts: { hangUp?: boolean, push?: boolean } = {}): Promise<void> {
     const r = this.roster!.roster
     const now = this.options.clock.now()
     const next: RosterData = {
@@ -795,8 +803,8 @@ export class Host extends EventEmitter<HostEvents> {
     await this.commitRoster(next)
     this.log.info({ peer: id, reason }, 'host unlinked')
     // Tell the removed host before closing its connections, so it knows it is idle again.
-    await this.pushRoster(peerIdFromString(id)).catch(() => {})
-    if (opts.hangUp) await this.node?.hangUp(peerIdFromString(id)).catch(() => {})
+    if (opts.push ?? true) await this.pushRoster(peerIdFromString(id)).catch(() => {})
+    if (opts.hangUp ?? true) await this.node?.hangUp(peerIdFromString(id)).catch(() => {})
   }
 
   // ---------------------------------------------------------------- group state
