@@ -12,7 +12,7 @@ import { loopbackIp } from './helpers.ts'
 const PROTOCOL = '/edgelink-test/frames/1.0.0'
 const BYTES = 6 * 1024 * 1024
 
-interface Received { sizes: number[], hash: string, bytes: number }
+interface Received { sizes: number[], hash: string }
 
 /** Reads `stream` to its end, noting every message's size: each is one Yamux data frame. */
 async function readAll (stream: Stream, bytes: number): Promise<Received> {
@@ -28,7 +28,7 @@ async function readAll (stream: Stream, bytes: number): Promise<Received> {
     })
     stream.addEventListener('close', (evt) => { if (evt.error != null) reject(evt.error) })
   })
-  return { sizes, hash: hash.digest('hex'), bytes: total }
+  return { sizes, hash: hash.digest('hex') }
 }
 
 /** Writes `data` in 1 MiB writes, waiting for drain as asked. */
