@@ -1,13 +1,20 @@
 /**
  * The Noise transport's ciphers: @chainsafe/libp2p-noise's own (`defaultCrypto`: Node's
- * ChaCha20-Poly1305 for messages of 1200 bytes and more, WebAssembly below that), with the session
- * key turned into a `KeyObject` once instead of on every message.
+ * ChaCha20-Poly1305 for messages of 1200 bytes and more, WebAssembly below that), changed in two
+ * ways: the session key becomes a `KeyObject` once instead of on every message, and every message,
+ * small ones too, goes through Node's cipher.
  *
  * Node validates a raw key on every `createCipheriv` / `createDecipheriv` (~10 µs on these
  * machines, two thirds of a cipher's set-up); a connection carries a message per Yamux frame each
  * way, tens of thousands per GiB, so the key is converted once per session key and kept in a
  * WeakMap keyed by the key's own bytes object (Noise keeps one per direction for the session).
  * The bytes on the wire are unchanged: this is an implementation of the same cipher.
+ *
+ * Small messages (gossip, Yamux window updates) went to a WebAssembly ChaCha20-Poly1305 because
+ * Node's cipher, validating the key each time, took ~15 µs to set up. With the key object it takes
+ * 5 µs for 100 bytes against WebAssembly's 2 µs here, a few microseconds per small message; the
+ * WebAssembly module and the V8 compilers it needs cost an idle host several megabytes of
+ * resident memory (see scripts/bundle.mjs, which defers loading it until something uses it).
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto'
 import { noise, type ICryptoInterface, type NoiseInit } from '@chainsafe/libp2p-noise'
@@ -21,12 +28,10 @@ const CHACHA_POLY1305 = 'chacha20-poly1305'
 /** Largest Noise transport message, tag included (the Noise spec's 65535). */
 const NOISE_MSG_MAX = 65535
 const TAG_LENGTH = 16
-/** Below this, the WebAssembly cipher beats Node's (its set-up dominates); the library's own threshold. */
-const NODE_MIN_BYTES = 1200
 
 /**
- * Messages sealed and opened with Node's cipher since start, and their plaintext bytes (the mean
- * message size on the wire); `openedInPieces`: messages {@link meshNoise}'s connections decrypted
+ * Messages sealed and opened since start, and their plaintext bytes (the mean message size on the
+ * wire); `openedInPieces`: messages {@link meshNoise}'s connections decrypted
  * from several socket reads without copying them into one buffer first.
  */
 export const noiseCounters = { sealed: 0, sealedBytes: 0, opened: 0, openedBytes: 0, openedInPieces: 0 }
@@ -43,7 +48,6 @@ function keyObject (k: Uint8Array): KeyObject {
 }
 
 const seal: Seal = (plaintext, nonce, ad, k) => {
-  if (plaintext.byteLength < NODE_MIN_BYTES) return defaultCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
   noiseCounters.sealed++
   noiseCounters.sealedBytes += plaintext.byteLength
   const cipher = createCipheriv(CHACHA_POLY1305, keyObject(k), nonce, { authTagLength: TAG_LENGTH })
@@ -58,9 +62,9 @@ const seal: Seal = (plaintext, nonce, ad, k) => {
   return sealed as unknown as ReturnType<Seal>
 }
 
-const open: Open = (ciphertext, nonce, ad, k, dst) => {
-  if (ciphertext.byteLength < NODE_MIN_BYTES) return defaultCrypto.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst)
+const open: Open = (ciphertext, nonce, ad, k) => {
   const length = ciphertext.byteLength - TAG_LENGTH
+  if (length < 0) throw new Error('Invalid chacha20poly1305 decryption: shorter than its tag')
   noiseCounters.opened++
   noiseCounters.openedBytes += length
   const decipher = createDecipheriv(CHACHA_POLY1305, keyObject(k), nonce, { authTagLength: TAG_LENGTH })
@@ -99,7 +103,7 @@ function isNoiseMessageStream (x: unknown): x is NoiseMessageStream {
  * Decrypts the Noise messages of `chunk` (the decoder hands over one whole message at a time,
  * usually in the pieces the socket read it in). The library's own method first copies a message
  * that is in pieces into one buffer, as the output buffer of an in-place decryption; Node's cipher
- * (every message of 1200 bytes and more, see `open`) never writes there, so that was a copy and a
+ * (see `open`) never writes there, so that was a copy and a
  * 64 KiB allocation per message for nothing. Here the output buffer is only offered when it is a
  * view of bytes already contiguous; messages in pieces are decrypted piece by piece.
  */

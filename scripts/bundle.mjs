@@ -15,6 +15,11 @@
  * Identifiers are not mangled and names are kept (`keepNames`), so stack traces name the
  * functions; `node dist/agent/cli.js` runs the same agent unbundled, with file and line numbers.
  *
+ * Two things the bundle loads only when first used, for the same reason (see `lazyBuiltins` and
+ * `lazyWasm`): Node built-in modules that dependencies require at load time but the agent rarely or
+ * never calls (Fastify's HTTP/2, HTTPS and DNS; commander's child processes), and the WebAssembly
+ * ciphers @chainsafe/libp2p-noise instantiates when it loads (lib/noise-crypto.ts uses Node's).
+ *
  * Usage: node scripts/bundle.mjs
  */
 import { existsSync, readFileSync } from 'node:fs'
@@ -42,6 +47,7 @@ export async function bundle (entry, outfile) {
     keepNames: true,
     legalComments: 'none',
     charset: 'ascii',
+    plugins: [lazyBuiltins(LAZY_BUILTINS), lazyWasm()],
     logLevel: 'silent'
   })
   if (result.warnings.length > 0) {
@@ -53,6 +59,86 @@ export async function bundle (entry, outfile) {
   const at = text.search(/[^\x00-\x7f]/)
   if (at >= 0) {
     throw new Error(`${outfile} is not ASCII at offset ${at} (…${text.slice(Math.max(0, at - 60), at + 20)}…): write the character as an escape (\\uXXXX) in the source`)
+  }
+}
+
+/**
+ * Built-in modules a CommonJS dependency's `require()` gets as a stand-in that loads the real
+ * module on first use. Each is required at load time by a dependency that calls it only in a mode
+ * the agent does not use: Fastify (HTTP/2 and HTTPS servers, and a DNS lookup of a listen host
+ * name) and commander (subcommands that are executables). HTTP/2 and HTTPS bring TLS with them:
+ * ~4.5 MB of an idle agent's resident memory, measured in a bare Node 24 process. ES module imports
+ * are left as they are (esbuild copies an imported CommonJS module's properties at import time).
+ */
+export const LAZY_BUILTINS = ['http2', 'https', 'dns', 'child_process']
+
+/** An esbuild plugin: `require('node:X')` (or `require('X')`) of a module in `names` gets a stand-in that loads X when a property is first read. */
+export function lazyBuiltins (names) {
+  const filter = new RegExp(`^(node:)?(${names.join('|')})$`)
+  return {
+    name: 'lazy-builtins',
+    setup (build) {
+      build.onResolve({ filter }, args => {
+        // The stand-in's own require of the real module stays what it is: a Node built-in.
+        if (args.kind !== 'require-call' || args.namespace === 'lazy-builtin') return undefined
+        return { path: args.path.replace(/^node:/, ''), namespace: 'lazy-builtin' }
+      })
+      build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, args => ({
+        loader: 'js',
+        contents: `let real
+const load = () => (real ??= require(${JSON.stringify(`node:${args.path}`)}))
+module.exports = new Proxy({}, {
+  get: (_, key) => load()[key],
+  set: (_, key, value) => { load()[key] = value; return true },
+  has: (_, key) => key in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_, key) => {
+    const d = Reflect.getOwnPropertyDescriptor(load(), key)
+    return d == null ? d : { ...d, configurable: true }
+  }
+})
+`
+      }))
+    }
+  }
+}
+
+/**
+ * An esbuild plugin: @chainsafe/libp2p-noise's crypto module gets stand-ins for
+ * @chainsafe/as-chacha20poly1305 and @chainsafe/as-sha256 that load (and instantiate) the real
+ * WebAssembly modules on first use. The library instantiates both when it loads, for its cipher of
+ * messages under 1200 bytes; the mesh's ciphers (lib/noise-crypto.ts) never call them, and an
+ * instantiated WebAssembly module brought ~10 MB of the V8 compilers' pages and memory into an idle
+ * process (a bare Node 24 process importing both: 46 → 57 MB resident).
+ */
+export function lazyWasm () {
+  const STAND_INS = {
+    '@chainsafe/as-chacha20poly1305': real => `let impl
+const load = () => (impl ??= (() => { const m = require(${JSON.stringify(real)}); return new m.ChaCha20Poly1305(m.newInstance()) })())
+export function newInstance () { return undefined }
+export class ChaCha20Poly1305 {
+  seal (...args) { return load().seal(...args) }
+  open (...args) { return load().open(...args) }
+}
+`,
+    '@chainsafe/as-sha256': real => `export function digest (data) { return require(${JSON.stringify(real)}).digest(data) }
+`
+  }
+  return {
+    name: 'lazy-wasm',
+    setup (build) {
+      build.onResolve({ filter: /^@chainsafe\/as-(chacha20poly1305|sha256)$/ }, async args => {
+        if (args.namespace === 'lazy-wasm' || !/[\\/]@chainsafe[\\/]libp2p-noise[\\/]/.test(args.importer)) return undefined
+        const real = await build.resolve(args.path, { kind: 'require-call', resolveDir: args.resolveDir })
+        if (real.errors.length > 0) return { errors: real.errors }
+        return { path: args.path, namespace: 'lazy-wasm', pluginData: { real: real.path, resolveDir: args.resolveDir } }
+      })
+      build.onLoad({ filter: /.*/, namespace: 'lazy-wasm' }, args => ({
+        loader: 'js',
+        resolveDir: args.pluginData.resolveDir,
+        contents: STAND_INS[args.path](args.pluginData.real)
+      }))
+    }
   }
 }
 

@@ -12,6 +12,13 @@ import { CLI, ROOT } from './agent.procs.ts'
 
 const BUNDLER = join(ROOT, 'scripts', 'bundle.mjs')
 
+/** A preload that counts WebAssembly modules compiled (`globalThis.wasmModules`). */
+const WASM_PROBE = `globalThis.wasmModules = 0
+const W = globalThis.WebAssembly
+W.Module = new Proxy(W.Module, { construct (t, a, n) { globalThis.wasmModules++; return Reflect.construct(t, a, n) } })
+for (const f of ['compile', 'instantiate']) { const g = W[f]; W[f] = (...a) => { globalThis.wasmModules++; return g(...a) } }
+`
+
 describe('agent bundle (dist/agent/edgelink.mjs)', function () {
   this.timeout(60_000)
 
@@ -23,7 +30,7 @@ describe('agent bundle (dist/agent/edgelink.mjs)', function () {
   async function agentModules (): Promise<{ modules?: string[], stderr: string }> {
     const dir = await mkdtemp(join(tmpdir(), 'edgelink-bundle-'))
     try {
-      await writeFile(join(dir, 'probe.mjs'), 'process.once("SIGUSR2", () => { process._rawDebug("MODULES " + JSON.stringify(process.moduleLoadList)) })\n')
+      await writeFile(join(dir, 'probe.mjs'), WASM_PROBE + 'process.once("SIGUSR2", () => { process._rawDebug("MODULES " + JSON.stringify([...process.moduleLoadList, `WASM ${globalThis.wasmModules}`])) })\n')
       const child = execFile(process.execPath, ['--import', join(dir, 'probe.mjs'), CLI, 'agent', '--data-dir', join(dir, 'data'), '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0', '--name', 'probe', '--log-level', 'warn'])
       let stderr = ''
       let asked = false
@@ -56,6 +63,47 @@ describe('agent bundle (dist/agent/edgelink.mjs)', function () {
     const { modules, stderr } = await agentModules()
     expect(modules, stderr).to.be.an('array').that.includes('NativeModule http')
     expect(modules!.filter(m => /undici/.test(m))).to.deep.equal([])
+    // Nor HTTP/2, HTTPS and TLS (Fastify requires them at load; lazyBuiltins), nor a WebAssembly
+    // module (@chainsafe/libp2p-noise's ciphers; lazyWasm): the mesh is up and no module compiled.
+    expect(modules!.filter(m => /^NativeModule (http2|https|tls)$/.test(m))).to.deep.equal([])
+    expect(modules).to.include('WASM 0')
+  })
+
+  it('loads a lazy built-in and the Noise library\'s WebAssembly ciphers on first use, and they work', async () => {
+    // Under the package root, so that esbuild resolves the packages as the agent's build does.
+    const dir = await mkdtemp(join(ROOT, 'dist', 'bundle-test-'))
+    try {
+      await writeFile(join(dir, 'entry.js'), [
+        "import { asCrypto, nodeCrypto } from '@chainsafe/libp2p-noise/crypto'",
+        "const http2 = require('node:http2')",
+        'export { asCrypto, nodeCrypto, http2 }',
+        ''
+      ].join('\n'))
+      await writeFile(join(dir, 'probe.mjs'), WASM_PROBE)
+      const { bundle } = await import(BUNDLER) as { bundle: (entry: string, outfile: string) => Promise<void> }
+      await bundle(join(dir, 'entry.js'), join(dir, 'out.mjs'))
+      const script = `
+        const { asCrypto, nodeCrypto, http2 } = await import(${JSON.stringify(join(dir, 'out.mjs'))})
+        const loaded = () => process.moduleLoadList.includes('NativeModule http2')
+        const r = { http2Before: loaded(), wasmBefore: globalThis.wasmModules }
+        r.status = http2.constants.HTTP2_HEADER_STATUS
+        r.http2After = loaded()
+        const k = new Uint8Array(32).fill(7), n = new Uint8Array(12), ad = new Uint8Array(3), pt = new Uint8Array(100).fill(9)
+        const ours = Buffer.from(asCrypto.chaCha20Poly1305Encrypt(pt, n, ad, k))
+        r.sameBytes = ours.equals(Buffer.from(nodeCrypto.chaCha20Poly1305Encrypt(pt, n, ad, k).subarray()))
+        r.opens = Buffer.from(asCrypto.chaCha20Poly1305Decrypt(ours, n, ad, k)).equals(pt)
+        r.hashes = Buffer.from(asCrypto.hashSHA256(pt)).equals(Buffer.from(nodeCrypto.hashSHA256(pt)))
+        r.wasmAfter = globalThis.wasmModules
+        process.stdout.write(JSON.stringify(r))`
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile(process.execPath, ['--import', join(dir, 'probe.mjs'), '--input-type=module', '-e', script], (err, stdout, stderr) => { err != null ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout) })
+      })
+      const r = JSON.parse(out)
+      expect(r).to.deep.include({ http2Before: false, wasmBefore: 0, status: ':status', http2After: true, sameBytes: true, opens: true, hashes: true })
+      expect(r.wasmAfter).to.be.at.least(2)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('the build refuses a bundle that is not ASCII, naming the place', async () => {

@@ -11,7 +11,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { decryptMessages, meshNoise, noiseCounters, noiseCrypto, type NoiseMessageStream } from '../lib/noise-crypto.ts'
 import { loopbackIp } from './helpers.ts'
 
-/** Every size class: the WebAssembly path (< 1200), both sides of the threshold, a full Noise message. */
+/** Every size class: small (the library's own cipher takes its WebAssembly path below 1200), both sides of that threshold, a full Noise message. */
 const SIZES = [0, 1, 100, 1199, 1200, 1201, 4096, 65519]
 
 function nonce (n: number): Uint8Array {
@@ -52,6 +52,16 @@ describe('Noise ciphers (KeyObject per session key)', () => {
         }
       }
     }
+  })
+
+  it('counts every message it seals and opens, small ones included, and refuses one shorter than its tag', () => {
+    const before = { ...noiseCounters }
+    const sealed = bytesOf(noiseCrypto.chaCha20Poly1305Encrypt(randomBytes(100), nonce(7), ad, k))
+    noiseCrypto.chaCha20Poly1305Decrypt(sealed, nonce(7), ad, k)
+    expect(noiseCounters.sealed - before.sealed).to.equal(1)
+    expect(noiseCounters.sealedBytes - before.sealedBytes).to.equal(100)
+    expect(noiseCounters.opened - before.opened).to.equal(1)
+    expect(() => noiseCrypto.chaCha20Poly1305Decrypt(sealed.subarray(0, 15), nonce(7), ad, k)).to.throw(/shorter than its tag/)
   })
 
   it('refuses a flipped bit, a wrong nonce, other associated data and another key', () => {
@@ -105,7 +115,7 @@ describe('Noise ciphers (KeyObject per session key)', () => {
         expect(Buffer.from(echoed.subarray()).equals(msg), `echo of ${size} bytes`).to.equal(true)
       }
       await stream.close()
-      // Everything of 1200 bytes and more went through Node's cipher with the cached key, both ways.
+      // Every message went through Node's cipher with the cached key, both ways.
       expect(noiseCounters.sealed - before.sealed).to.be.greaterThan(5)
       expect(noiseCounters.openedBytes - before.openedBytes).to.be.within(2_000_000, sent + 10_000)
       // The connection decrypts through decryptMessages, and 2 MB of 64 KiB messages read from a
