@@ -773,24 +773,24 @@ export class Host extends EventEmitter<HostEvents> {
         const r = this.roster?.roster
         if (r == null || !this.isLeader()) return refuse(new EdgelinkError('NOT_LEADER'))
         if (hex(req.groupId) !== r.groupId || !r.members.some(m => m.id === id)) return refuse(new EdgelinkError('NOT_MEMBER'))
-        await this.removeMember(id, 'unlinked itself', { hangUp: false, push: false })
+        await this.removeMember(id, 'unlinked itself', { dismiss: false })
         return { code: '', message: '' }
       })
       // The answer first: the new roster makes the follower leave and hang up on everyone, which
       // would end this stream before it read the answer.
       await pb.write(res, LeaveResponse, { signal })
       await stream.close({ signal })
-      if (res.code === '') {
-        await this.pushRoster(conn.remotePeer).catch(() => {})
-        await this.node?.hangUp(conn.remotePeer).catch(() => {})
-      }
+      if (res.code === '') await this.dismiss(conn.remotePeer)
     } catch (err: any) {
       stream.abort(err)
     }
   }
 
-  /** Leader only, under the mutex. */
-  private async removeMember (id: string, reason: string, opts: { hangUp?: boolean, push?: boolean } = {}): Promise<void> {
+  /**
+   * Leader only, under the mutex. With `dismiss: false` the caller tells the removed host and hangs
+   * up on it itself ({@link dismiss}), when it has answered it first.
+   */
+  private async removeMember (id: string, reason: string, opts: { dismiss?: boolean } = {}): Promise<void> {
     const r = this.roster!.roster
     const now = this.options.clock.now()
     const next: RosterData = {
@@ -802,9 +802,13 @@ export class Host extends EventEmitter<HostEvents> {
     }
     await this.commitRoster(next)
     this.log.info({ peer: id, reason }, 'host unlinked')
-    // Tell the removed host before closing its connections, so it knows it is idle again.
-    if (opts.push ?? true) await this.pushRoster(peerIdFromString(id)).catch(() => {})
-    if (opts.hangUp ?? true) await this.node?.hangUp(peerIdFromString(id)).catch(() => {})
+    if (opts.dismiss ?? true) await this.dismiss(peerIdFromString(id))
+  }
+
+  /** Sends a removed host the roster without it, then closes its connections: told first, so it knows it is idle again. */
+  private async dismiss (peer: PeerId): Promise<void> {
+    await this.pushRoster(peer).catch(() => {})
+    await this.node?.hangUp(peer).catch(() => {})
   }
 
   // ---------------------------------------------------------------- group state

@@ -11,7 +11,7 @@ import type { Stream } from '@libp2p/interface'
 import { ManualClock, systemClock, type Clock } from '../lib/clock.ts'
 import { EdgelinkError } from '../lib/errors.ts'
 import type { Logger } from '../lib/logger.ts'
-import { countBits, newBitmap, setBit } from '../lib/content/bitmap.ts'
+import { countBits, fullBitmap, newBitmap, setBit } from '../lib/content/bitmap.ts'
 import { ContentRequest, ContentResponse } from '../lib/content/content.ts'
 import { CONTENT_PROTOCOL, ContentExchange, sendSlices, type ChunkSource, type ExchangeOptions, type ExchangeProgress } from '../lib/content/exchange.ts'
 import { Swarm } from '../lib/content/swarm.ts'
@@ -168,9 +168,16 @@ describe('content exchange', function () {
   })
 
   describe('swarm scheduler (pure)', () => {
-    const all = (n: number): Uint8Array => { const b = newBitmap(n); for (let i = 0; i < n; i++) setBit(b, i); return b }
+    const all = fullBitmap
     const only = (n: number, idx: number[]): Uint8Array => { const b = newBitmap(n); for (const i of idx) setBit(b, i); return b }
     const free = (total: number, per: number): { total: number, peer: () => number } => ({ total, peer: () => per })
+
+    it('a full bitmap sets every bit and none past them', () => {
+      expect([...fullBitmap(10)]).to.deep.equal([0xff, 0xc0])
+      expect([...fullBitmap(16)]).to.deep.equal([0xff, 0xff])
+      expect([...fullBitmap(1)]).to.deep.equal([0x80])
+      expect(countBits(fullBitmap(13), 16)).to.equal(13)
+    })
 
     it('asks for the rarest chunks first, each of a holder, within the per-peer and total limits', () => {
       const s = new Swarm(8, only(8, [0]), { maxBadChunks: 2 })

@@ -8,6 +8,13 @@ export function bitmapLength (bits: number): number { return Math.ceil(bits / 8)
 
 export function newBitmap (bits: number): Uint8Array { return new Uint8Array(bitmapLength(bits)) }
 
+/** A bitmap with all of its `bits` set (the trailing bits past them 0). */
+export function fullBitmap (bits: number): Uint8Array {
+  const b = newBitmap(bits).fill(0xff)
+  if ((bits & 7) !== 0) b[b.length - 1] = (0xff << (8 - (bits & 7))) & 0xff
+  return b
+}
+
 export function hasBit (bitmap: Uint8Array, i: number): boolean {
   return ((bitmap[i >> 3] ?? 0) & (0x80 >> (i & 7))) !== 0
 }

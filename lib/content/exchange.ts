@@ -36,7 +36,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import type { Clock, ClockTimer } from '../clock.ts'
 import { EdgelinkError, isEdgelinkError, isErrorCode } from '../errors.ts'
 import type { Logger } from '../logger.ts'
-import { bitmapLength, hasBit, newBitmap } from './bitmap.ts'
+import { bitmapLength, fullBitmap, hasBit } from './bitmap.ts'
 import { ChunkBuffers, SizePool } from './direct.ts'
 import { ContentRequest, ContentResponse } from './content.ts'
 import { isChunkHash, MAX_CHUNKS } from './manifest.ts'
@@ -415,7 +415,7 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
     run.swarm = swarm
     // A presumed seed is asked at once: its bitmap's round trip (a stream opened and answered by a
     // host that has just announced the content to everyone) delays every first chunk.
-    const full = newBitmap(n).fill(0xff)
+    const full = fullBitmap(n)
     for (const peer of this.ctx.node()?.getPeers() ?? []) {
       const id = peer.toString()
       if (!seeds.includes(id) || !this.ctx.isMember(id) || swarm.isDropped(id)) continue
