@@ -12,9 +12,15 @@
  * for the whole next one: in the swarm benchmark each follower's first two chunks arrived together,
  * ~0.3 s after the first was sent, and every relay started that much later.
  *
- * With frames of at most one Noise message the bytes reach the reader as they arrive and the
- * window returns frame by frame, as Yamux's specification has it. The wire format is unchanged:
- * any Yamux peer reads these frames.
+ * With frames of at most one Noise message the bytes reach the reader as they arrive. The wire
+ * format is unchanged: any Yamux peer reads these frames.
+ *
+ * The stock stream also answers every data frame with a WINDOW_UPDATE of its own: with frames
+ * capped, one small frame back, one Noise message and one socket write, per 64 KiB received. On a
+ * fast link those writes cost the receiver more than anything but decryption (15 % of a content
+ * receiver's event loop on loopback). {@link deferWindowUpdates} returns the window once at least
+ * half of it is used, as hashicorp/yamux (Go) does: the sender always holds at least half a window,
+ * and a sender that used all of it is always answered.
  */
 import { yamux, type YamuxMuxerInit } from '@libp2p/yamux'
 
@@ -39,7 +45,43 @@ export function capFrames<T extends { maxMessageSize?: number }> (stream: T, cap
   return stream
 }
 
-/** `yamux(init)` whose muxers cap every stream's frames (inbound and outbound) with {@link capFrames}. */
+/** The Yamux stream fields and method {@link deferWindowUpdates} reads and wraps. */
+interface WindowedStream {
+  state: number
+  recvWindow: number
+  recvWindowCapacity: number
+  sendWindowUpdate: () => void
+}
+
+/**
+ * @libp2p/yamux's StreamState values in which a window update carries no flag (getSendFlags):
+ * SYNSent, Established, Finished. Init and SYNReceived owe the peer a SYN or ACK, and Paused
+ * withholds updates on purpose; those go to the stock method.
+ */
+const PLAIN_STATES = new Set([1, 3, 4])
+
+/**
+ * Makes `stream` send a WINDOW_UPDATE only once the peer has used at least half of the receive
+ * window; then, and for an update that carries a SYN or ACK flag or a paused stream, the stock
+ * method runs (window growth included). Throws if the stream lacks the fields this relies on.
+ */
+export function deferWindowUpdates<T> (stream: T): T {
+  const s = stream as unknown as WindowedStream
+  if (typeof s.sendWindowUpdate !== 'function' || typeof s.recvWindow !== 'number' || typeof s.recvWindowCapacity !== 'number' || typeof s.state !== 'number') {
+    throw new Error('@libp2p/yamux streams no longer have sendWindowUpdate/recvWindow/recvWindowCapacity/state: window updates cannot be deferred')
+  }
+  const send = s.sendWindowUpdate
+  s.sendWindowUpdate = function (this: WindowedStream) {
+    if (PLAIN_STATES.has(this.state) && this.recvWindow - this.recvWindowCapacity < this.recvWindow / 2) return
+    send.call(this)
+  }
+  return stream
+}
+
+/**
+ * `yamux(init)` whose muxers cap every stream's frames (inbound and outbound) with
+ * {@link capFrames} and defer its window updates with {@link deferWindowUpdates}.
+ */
 export function meshYamux (init: YamuxMuxerInit = {}): ReturnType<typeof yamux> {
   const make = yamux(init)
   return () => {
@@ -51,7 +93,7 @@ export function meshYamux (init: YamuxMuxerInit = {}): ReturnType<typeof yamux> 
       const m = muxer as unknown as { _newStream?: (...args: unknown[]) => { maxMessageSize?: number } }
       const newStream = m._newStream
       if (typeof newStream !== 'function') throw new Error('@libp2p/yamux no longer makes streams through _newStream: frames cannot be capped')
-      m._newStream = (...args: unknown[]) => capFrames(newStream.apply(muxer, args))
+      m._newStream = (...args: unknown[]) => deferWindowUpdates(capFrames(newStream.apply(muxer, args)))
       return muxer
     }
     return factory

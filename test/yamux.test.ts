@@ -6,7 +6,7 @@ import { yamux } from '@libp2p/yamux'
 import type { Stream } from '@libp2p/interface'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { meshNoise } from '../lib/noise-crypto.ts'
-import { capFrames, MAX_FRAME_DATA, meshYamux } from '../lib/yamux.ts'
+import { capFrames, deferWindowUpdates, MAX_FRAME_DATA, meshYamux } from '../lib/yamux.ts'
 import { loopbackIp } from './helpers.ts'
 
 const PROTOCOL = '/edgelink-test/frames/1.0.0'
@@ -102,6 +102,66 @@ describe('mesh Yamux (frames capped at one Noise message)', function () {
     const [ours, stock] = await Promise.all([node('mesh'), node('stock')])
     expect(Math.max(...(await exchange(ours, stock)).there)).to.be.at.most(MAX_FRAME_DATA)
     expect(Math.max(...(await exchange(stock, ours)).back)).to.be.at.most(MAX_FRAME_DATA)
+  })
+
+  it('returns the receive window once per half window, not once per frame', async () => {
+    const [a, b] = await Promise.all([node('mesh'), node('mesh')])
+    let updates = 0
+    let frames = 0
+    const data = randomBytes(BYTES)
+    const got = new Promise<string>((resolve, reject) => {
+      void b.handle(PROTOCOL, (stream) => {
+        // The receiving YamuxStream's own frames: count the WINDOW_UPDATEs (type 1) it sends.
+        const s = stream as unknown as { sendFrame: (h: { type: number }, d?: unknown) => unknown }
+        const send = s.sendFrame
+        s.sendFrame = (h, d) => { if (h.type === 1) updates++; return send(h, d) }
+        const hash = createHash('sha256')
+        let n = 0
+        stream.addEventListener('message', (evt) => {
+          frames++
+          n += evt.data.byteLength
+          hash.update(evt.data.subarray())
+          if (n === BYTES) resolve(hash.digest('hex'))
+        })
+        stream.addEventListener('close', (evt) => { if (evt.error != null) reject(evt.error) })
+      })
+    })
+    const stream = await a.dialProtocol(b.getMultiaddrs()[0], PROTOCOL)
+    await writeAll(stream, data)
+    expect(await got).to.equal(createHash('sha256').update(data).digest('hex'))
+    // ~96 capped frames; stock Yamux would answer each with an update. The first window is
+    // 256 KiB, so at most one update per 128 KiB: 48 for 6 MiB, fewer as the window grows.
+    expect(frames).to.be.at.least(Math.floor(BYTES / MAX_FRAME_DATA))
+    expect(updates).to.be.at.least(1)
+    expect(updates).to.be.at.most(BYTES / (128 * 1024))
+    await stream.close()
+  })
+
+  it('deferWindowUpdates holds an update until half the window is used, and never holds a SYN/ACK or a paused stream\'s', () => {
+    const calls: number[] = []
+    // A stand-in with the fields the wrapper reads; the stock method records what it was asked.
+    const s = deferWindowUpdates({
+      state: 3, // Established
+      recvWindow: 1000,
+      recvWindowCapacity: 1000,
+      sendWindowUpdate (this: { recvWindowCapacity: number, recvWindow: number }) { calls.push(this.recvWindow - this.recvWindowCapacity); this.recvWindowCapacity = this.recvWindow }
+    })
+    s.recvWindowCapacity = 501 // 499 used
+    s.sendWindowUpdate()
+    expect(calls).to.deep.equal([])
+    s.recvWindowCapacity = 500 // half used
+    s.sendWindowUpdate()
+    expect(calls).to.deep.equal([500])
+    s.recvWindowCapacity = 0 // a sender that used it all is answered
+    s.sendWindowUpdate()
+    expect(calls).to.deep.equal([500, 1000])
+    for (const state of [0, 2, 5]) { // Init and SYNReceived owe a SYN/ACK; Paused is the stock method's to handle
+      s.state = state
+      s.recvWindowCapacity = 990
+      s.sendWindowUpdate()
+    }
+    expect(calls).to.deep.equal([500, 1000, 10, 10, 10])
+    expect(() => deferWindowUpdates({ maxMessageSize: 1 })).to.throw(/window updates cannot be deferred/)
   })
 
   it('capFrames keeps the smaller of the cap and what the window allows', () => {
