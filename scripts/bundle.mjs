@@ -19,6 +19,8 @@
  * `lazyWasm`): Node built-in modules that dependencies require at load time but the agent rarely or
  * never calls (Fastify's HTTP/2, HTTPS and DNS; commander's child processes), and the WebAssembly
  * ciphers @chainsafe/libp2p-noise instantiates when it loads (lib/noise-crypto.ts uses Node's).
+ * And one thing it does not load at all (`ordinalSort`): ICU's collation data, which libp2p's
+ * peer store brings in by sorting strings with `localeCompare`.
  *
  * Usage: node scripts/bundle.mjs
  */
@@ -47,7 +49,7 @@ export async function bundle (entry, outfile) {
     keepNames: true,
     legalComments: 'none',
     charset: 'ascii',
-    plugins: [lazyBuiltins(LAZY_BUILTINS), lazyWasm()],
+    plugins: [lazyBuiltins(LAZY_BUILTINS), lazyWasm(), ordinalSort(ORDINAL_SORT)],
     logLevel: 'silent'
   })
   if (result.warnings.length > 0) {
@@ -138,6 +140,51 @@ export class ChaCha20Poly1305 {
         resolveDir: args.pluginData.resolveDir,
         contents: STAND_INS[args.path](args.pluginData.real)
       }))
+    }
+  }
+}
+
+/**
+ * Files whose `localeCompare` sorts {@link ordinalSort} rewrites, each with how many it must find.
+ * libp2p's peer store and peer records sort protocols, metadata keys and addresses with
+ * `a.localeCompare(b)` only to give records one order and to compare them; the first such call
+ * makes V8 build an ICU collator, which touches ~2 MB of the ICU data inside the Node binary and
+ * allocates ~1 MB more: 2.9 MB of a process's resident memory, measured in a bare Node 24 process
+ * (42.7 → 45.6 MB), and every host makes that call as soon as it records its own addresses.
+ */
+export const ORDINAL_SORT = {
+  '@libp2p/peer-store/dist/src/utils/to-peer-pb.js': 2,
+  '@libp2p/peer-store/dist/src/utils/dedupe-addresses.js': 1,
+  '@libp2p/peer-record/dist/src/peer-record/utils.js': 1
+}
+
+/** `X.localeCompare(Y)` where X and Y are property paths, optionally ending in a call without arguments. */
+const LOCALE_COMPARE = /([\w$]+(?:\.[\w$]+)*(?:\(\))?)\.localeCompare\(([\w$]+(?:\.[\w$]+)*(?:\(\))?)\)/g
+
+/**
+ * An esbuild plugin: in each file of `files` (paths under node_modules), `X.localeCompare(Y)`
+ * becomes an ordinal (UTF-16 code unit) comparison. Those sorts only need some total order, the
+ * same in every process running this bundle. The build fails if a file no longer has exactly the
+ * expected number of such calls, or has any other `localeCompare` left: a dependency update has
+ * changed the code and the rewrite must be looked at again.
+ */
+export function ordinalSort (files) {
+  const entries = Object.entries(files)
+  return {
+    name: 'ordinal-sort',
+    setup (build) {
+      build.onLoad({ filter: /[\\/]node_modules[\\/].*\.js$/ }, args => {
+        const path = args.path.replaceAll('\\', '/')
+        const hit = entries.find(([file]) => path.endsWith('/node_modules/' + file))
+        if (hit == null) return undefined
+        const [file, expected] = hit
+        let found = 0
+        const contents = readFileSync(args.path, 'utf8').replace(LOCALE_COMPARE, (_, a, b) => { found++; return `__edgelinkOrdinal(${a}, ${b})` })
+        if (found !== expected || contents.includes('localeCompare')) {
+          return { errors: [{ text: `${file}: expected ${expected} localeCompare sort(s) to rewrite, found ${found}${contents.includes('localeCompare') ? ' and others left' : ''}; see ORDINAL_SORT in scripts/bundle.mjs` }] }
+        }
+        return { loader: 'js', contents: contents + '\nfunction __edgelinkOrdinal (a, b) { return a < b ? -1 : a > b ? 1 : 0 }\n' }
+      })
     }
   }
 }

@@ -12,11 +12,17 @@ import { CLI, ROOT } from './agent.procs.ts'
 
 const BUNDLER = join(ROOT, 'scripts', 'bundle.mjs')
 
-/** A preload that counts WebAssembly modules compiled (`globalThis.wasmModules`). */
+/**
+ * A preload that counts WebAssembly modules compiled (`globalThis.wasmModules`) and calls of
+ * `String.prototype.localeCompare` (`globalThis.localeCompares`: each can build an ICU collator).
+ */
 const WASM_PROBE = `globalThis.wasmModules = 0
 const W = globalThis.WebAssembly
 W.Module = new Proxy(W.Module, { construct (t, a, n) { globalThis.wasmModules++; return Reflect.construct(t, a, n) } })
 for (const f of ['compile', 'instantiate']) { const g = W[f]; W[f] = (...a) => { globalThis.wasmModules++; return g(...a) } }
+globalThis.localeCompares = 0
+const lc = String.prototype.localeCompare
+String.prototype.localeCompare = function (...a) { globalThis.localeCompares++; return lc.apply(this, a) }
 `
 
 describe('agent bundle (dist/agent/edgelink.mjs)', function () {
@@ -27,14 +33,14 @@ describe('agent bundle (dist/agent/edgelink.mjs)', function () {
    * modules Node loaded and the WebAssembly modules compiled once the mesh is up; resolves with
    * them, or with the agent's stderr when it exits first.
    */
-  async function agentModules (): Promise<{ modules?: string[], wasmModules?: number, stderr: string }> {
+  async function agentModules (): Promise<{ modules?: string[], wasmModules?: number, localeCompares?: number, stderr: string }> {
     const dir = await mkdtemp(join(tmpdir(), 'edgelink-bundle-'))
     try {
-      await writeFile(join(dir, 'probe.mjs'), WASM_PROBE + 'process.once("SIGUSR2", () => { process._rawDebug("MODULES " + JSON.stringify({ modules: process.moduleLoadList, wasmModules: globalThis.wasmModules })) })\n')
+      await writeFile(join(dir, 'probe.mjs'), WASM_PROBE + 'process.once("SIGUSR2", () => { process._rawDebug("MODULES " + JSON.stringify({ modules: process.moduleLoadList, wasmModules: globalThis.wasmModules, localeCompares: globalThis.localeCompares })) })\n')
       const child = execFile(process.execPath, ['--import', join(dir, 'probe.mjs'), CLI, 'agent', '--data-dir', join(dir, 'data'), '--listen', '127.0.0.1:0', '--api', '127.0.0.1:0', '--name', 'probe', '--log-level', 'warn'])
       let stderr = ''
       let asked = false
-      let loaded: { modules: string[], wasmModules: number } | undefined
+      let loaded: { modules: string[], wasmModules: number, localeCompares: number } | undefined
       return await new Promise((resolve, reject) => {
         const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`the agent neither started nor exited: ${stderr}`)) }, 45_000)
         child.stderr?.on('data', (d: Buffer) => {
@@ -60,13 +66,44 @@ describe('agent bundle (dist/agent/edgelink.mjs)', function () {
   })
 
   it('runs the agent without Node\'s bundled undici (an ES import of node:http would load it)', async () => {
-    const { modules, wasmModules, stderr } = await agentModules()
+    const { modules, wasmModules, localeCompares, stderr } = await agentModules()
     expect(modules, stderr).to.be.an('array').that.includes('NativeModule http')
     expect(modules!.filter(m => /undici/.test(m))).to.deep.equal([])
     // Nor HTTP/2, HTTPS and TLS (Fastify requires them at load; lazyBuiltins), nor a WebAssembly
     // module (@chainsafe/libp2p-noise's ciphers; lazyWasm): the mesh is up and no module compiled.
     expect(modules!.filter(m => /^NativeModule (http2|https|tls)$/.test(m))).to.deep.equal([])
     expect(wasmModules).to.equal(0)
+    // Nor ICU's collation data: the peer store's sorts are ordinal in the bundle (ordinalSort),
+    // and it has recorded the host's own addresses by now.
+    expect(localeCompares).to.equal(0)
+  })
+
+  it('rewrites the peer store\'s localeCompare sorts as ordinal ones, and refuses to build when their count changes', async () => {
+    const dir = await mkdtemp(join(ROOT, 'dist', 'bundle-test-'))
+    try {
+      const file = '@libp2p/peer-record/dist/src/peer-record/utils.js'
+      // By path: the package's exports map does not export this file.
+      await writeFile(join(dir, 'entry.js'), `export { arrayEquals } from ${JSON.stringify(join(ROOT, 'node_modules', file))}\n`)
+      const esbuild = await import('esbuild')
+      const { ordinalSort, ORDINAL_SORT } = await import(BUNDLER) as { ordinalSort: (files: Record<string, number>) => any, ORDINAL_SORT: Record<string, number> }
+      expect(ORDINAL_SORT[file]).to.equal(1)
+      const build = async (files: Record<string, number>): Promise<void> => {
+        await esbuild.build({ entryPoints: [join(dir, 'entry.js')], outfile: join(dir, 'out.mjs'), bundle: true, platform: 'node', format: 'esm', plugins: [ordinalSort(files)], logLevel: 'silent' })
+      }
+      let err: Error | undefined
+      await build({ [file]: 2 }).catch((e: Error) => { err = e })
+      expect(err?.message).to.include(`${file}: expected 2 localeCompare sort(s) to rewrite, found 1`)
+      await build({ [file]: 1 })
+      const out = await readFile(join(dir, 'out.mjs'), 'utf8')
+      expect(out).to.not.include('localeCompare')
+      // Same members in another order are still equal; different members are not.
+      const { arrayEquals } = await import(join(dir, 'out.mjs')) as { arrayEquals: (a: unknown[], b: unknown[]) => boolean }
+      const m = (s: string): { toString: () => string, equals: (o: { toString: () => string }) => boolean } => ({ toString: () => s, equals: o => o.toString() === s })
+      expect(arrayEquals([m('/ip4/10.0.0.2'), m('/ip4/10.0.0.10'), m('/dns/B')], [m('/dns/B'), m('/ip4/10.0.0.10'), m('/ip4/10.0.0.2')])).to.equal(true)
+      expect(arrayEquals([m('/ip4/10.0.0.2'), m('/dns/b')], [m('/ip4/10.0.0.2'), m('/dns/B')])).to.equal(false)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('loads a lazy built-in and the Noise library\'s WebAssembly ciphers on first use, and they work', async () => {
