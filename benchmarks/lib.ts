@@ -115,6 +115,18 @@ export function packageRoot (): string {
  */
 export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1']
 
+/**
+ * The environment `bin/edgelink` gives the agent unless already set (a test keeps the two equal):
+ * at most two glibc malloc arenas. Benchmarks give it to every process they start, baselines too,
+ * below the caller's own environment, as the launcher does.
+ */
+export const AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' }
+
+/** `env` (default this process's) over {@link AGENT_ENV}, plus `extra`: a benchmark child's environment. */
+export function agentEnv (extra: Record<string, string> = {}, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...AGENT_ENV, ...env, ...extra }
+}
+
 /** Bytes (or MiB figures computed from bytes) as MB with one decimal. */
 export const mb = (bytes: number): number => Math.round(bytes / (1024 * 1024) * 10) / 10
 

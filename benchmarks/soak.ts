@@ -25,7 +25,7 @@ import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import type { ParseArgsOptionsConfig } from 'node:util'
 import { AgentClient } from '../agent/client.ts'
-import { AGENT_NODE_FLAGS, environment, loopbackIp, mb, packageRoot, parseBenchArgs, procMemory, sleep, TempDirs, writeResult } from './lib.ts'
+import { AGENT_NODE_FLAGS, agentEnv, environment, loopbackIp, mb, packageRoot, parseBenchArgs, procMemory, sleep, TempDirs, writeResult } from './lib.ts'
 
 export interface SoakOptions {
   hosts: number
@@ -77,7 +77,7 @@ const CLI = (): string => join(packageRoot(), 'dist', 'agent', 'edgelink.mjs')
 
 async function startAgent (name: string, dataDir: string, preset: string): Promise<Agent> {
   const ip = loopbackIp()
-  const proc = spawn(process.execPath, [...AGENT_NODE_FLAGS, CLI(), 'agent', '--data-dir', dataDir, '--listen', `${ip}:0`, '--advertise', ip, '--api', '127.0.0.1:0', '--name', name, '--log-level', 'warn', '--preset', preset], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(process.execPath, [...AGENT_NODE_FLAGS, CLI(), 'agent', '--data-dir', dataDir, '--listen', `${ip}:0`, '--advertise', ip, '--api', '127.0.0.1:0', '--name', name, '--log-level', 'warn', '--preset', preset], { env: agentEnv(), stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   proc.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000) })
   const end = Date.now() + 60_000

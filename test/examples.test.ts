@@ -1,6 +1,8 @@
 import { expect } from 'chai'
 import { execFile } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { VERSION } from '../lib/index.ts'
 
@@ -29,5 +31,26 @@ describe('examples and package metadata', function () {
     const argv = builder.match(/^const EXEC_ARGV = (\[.*\])$/m)
     expect(argv, 'EXEC_ARGV in scripts/build-binary.mjs').to.not.equal(null)
     expect(JSON.parse((argv as RegExpMatchArray)[1].replace(/'/g, '"'))).to.deep.equal([...AGENT_NODE_FLAGS])
+  })
+
+  it('the launcher starts Node with the agent\'s flags and environment, keeping a MALLOC_ARENA_MAX already set', async () => {
+    const { AGENT_ENV, AGENT_NODE_FLAGS } = await import('../benchmarks/lib.ts')
+    const dir = await mkdtemp(join(tmpdir(), 'edgelink-launcher-'))
+    try {
+      // A stand-in for node (EDGELINK_NODE): says it is Node 24, then prints what it was started with.
+      const fake = join(dir, 'node')
+      await writeFile(fake, '#!/bin/sh\nif [ "$1" = "-p" ]; then echo 24; exit 0; fi\necho "MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-unset}"\necho "$@"\n')
+      await chmod(fake, 0o755)
+      const launch = async (env: Record<string, string>): Promise<string[]> => {
+        const { MALLOC_ARENA_MAX: _, ...rest } = process.env
+        return (await run('bin/edgelink', ['hosts', '--json'], { env: { ...rest, EDGELINK_NODE: fake, ...env } })).stdout.trim().split('\n')
+      }
+      const [arena, argv] = await launch({})
+      expect(arena).to.equal(`MALLOC_ARENA_MAX=${AGENT_ENV.MALLOC_ARENA_MAX}`)
+      expect(argv.split(' ')).to.deep.equal([...AGENT_NODE_FLAGS, join(process.cwd(), 'dist', 'agent', 'edgelink.mjs'), 'hosts', '--json'])
+      expect((await launch({ MALLOC_ARENA_MAX: '8' }))[0]).to.equal('MALLOC_ARENA_MAX=8')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
