@@ -26,6 +26,7 @@
  * Downloads are resumable by construction: only chunks the local bitmap lacks are fetched, and a
  * chunk is marked held only after the store verified and stored it.
  */
+import { createHash, type Hash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
@@ -38,7 +39,7 @@ import type { Logger } from '../logger.ts'
 import { bitmapLength, fullBitmap, hasBit } from './bitmap.ts'
 import { ChunkBuffers, SizePool } from './direct.ts'
 import { ContentRequest, ContentResponse } from './content.ts'
-import { chunkDigest, isChunkHash, MAX_CHUNKS } from './manifest.ts'
+import { isChunkHash, MAX_CHUNKS } from './manifest.ts'
 import { ANY_CANDIDATES, Swarm, type Assignment, type FailReason } from './swarm.ts'
 import { TokenBucket } from './throttle.ts'
 import { MAX_CHUNK_SIZE, type ContentProgress } from './types.ts'
@@ -102,8 +103,8 @@ export interface ChunkSource {
    */
   readChunk(hash: string, into?: (size: number) => Uint8Array): Promise<Uint8Array>
   /**
-   * Stores a chunk durably. `digest` is the SHA-256 the exchange computed of `bytes` once they
-   * all arrived, already found equal to `hash`: the store need not hash them again (it throws
+   * Stores a chunk durably. `digest` is the SHA-256 the exchange computed of `bytes` as they
+   * arrived, already found equal to `hash`: the store need not hash them again (it throws
    * EdgelinkError CHUNK_CORRUPT if they differ). What it resolves to is ignored. `bytes` is the
    * exchange's again once the promise settles (it receives the next chunk into it): copy what you
    * keep. They may be a page-aligned view the store can write with O_DIRECT (see `direct.ts`).
@@ -645,7 +646,7 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
       mine.delete(ctl)
       offWire()
       this.pump()
-      const { bytes } = got
+      const { bytes, digest } = got
       // Finished meanwhile (complete through another request, cancelled, the content removed):
       // writing now could put back a chunk file a removal has just deleted.
       if (run.finished) {
@@ -653,9 +654,7 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
         return
       }
       try {
-        // Hashed off the event loop: a chunk that is not what was asked for never reaches the store.
-        const digest = await chunkDigest(bytes)
-        if (run.finished) return
+        // Hashed as it arrived: a chunk that is not what was asked for never reaches the store.
         if (digest !== run.hashes[index]) throw new EdgelinkError('CHUNK_CORRUPT', `chunk ${index} does not match its hash`)
         await this.ctx.source.writeChunk(run.hashes[index], bytes, digest)
       } catch (err) {
@@ -1122,12 +1121,14 @@ interface Pending {
   dropped: boolean
   /** Where the bytes go, allocated when they start arriving. */
   out?: Uint8Array
+  /** Their SHA-256 so far: each piece is hashed as it is copied, while it is in the cache. */
+  hash?: Hash
   off: number
   resolve: (got: Received) => void
 }
 
-/** A chunk's bytes as received, not yet verified. */
-interface Received { bytes: Uint8Array }
+/** A chunk's bytes as received, and their SHA-256 (hex). */
+interface Received { bytes: Uint8Array, digest: string }
 
 interface ChannelInit {
   open: (signal: AbortSignal) => Promise<Stream>
@@ -1283,6 +1284,7 @@ class GetChannel {
         const piece = n === buf.length ? buf : buf.subarray(pos, pos + n)
         head.out ??= this.init.buffers.get(head.size)
         head.out.set(piece, head.off)
+        ;(head.hash ??= createHash('sha256')).update(piece)
       }
       head.off += n
       pos += n
@@ -1331,7 +1333,7 @@ class GetChannel {
     this.rateBusy = this.rateBusy * decay + busy
     this.rateChunks = this.rateChunks * decay + 1
     this.rate = { bytesPerMs: this.rateBytes / this.rateBusy, chunk: Math.max(1, this.rateBytes / this.rateChunks) }
-    if (!head.dropped) head.resolve({ bytes: head.out ?? new Uint8Array(0) })
+    if (!head.dropped) head.resolve({ bytes: head.out ?? new Uint8Array(0), digest: (head.hash ?? createHash('sha256')).digest('hex') })
     else if (head.out != null) this.init.buffers.put(head.out)
     this.maybeIdle()
   }

@@ -4,7 +4,7 @@
  * {@link Manifest} or an {@link EdgelinkError}, never a crash, and never more work than the limits
  * below allow.
  */
-import { createHash, webcrypto } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { EdgelinkError, type ErrorCode } from '../errors.ts'
 import { CONTENT_KINDS, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, type ContentKind, type Manifest, type ManifestFile } from './types.ts'
 
@@ -22,16 +22,6 @@ export const MAX_MODE = 0o777
 const HASH_RE = /^[0-9a-f]{64}$/
 
 export function isChunkHash (v: unknown): v is string { return typeof v === 'string' && HASH_RE.test(v) }
-
-/**
- * The SHA-256 of a chunk, hex. From 64 KiB up it is computed on libuv's thread pool (WebCrypto's
- * digest is an async job that hashes a copy), not on the event loop that decrypts, serves and
- * stores: ~0.7 ms per MiB the event loop keeps, and a second core can do it meanwhile.
- */
-export async function chunkDigest (bytes: Uint8Array): Promise<string> {
-  if (bytes.length < 64 * 1024) return createHash('sha256').update(bytes).digest('hex')
-  return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)).toString('hex')
-}
 
 /** Why a path is not safe inside content, or undefined when it is. */
 export function pathProblem (p: string): string | undefined {

@@ -15,7 +15,7 @@
  * for a chunk file that exists, and at open every bitmap is rebuilt from the files present, so a
  * crash can neither leave a wrong chunk in place nor make a bitmap claim a missing one.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, randomBytes, webcrypto } from 'node:crypto'
 import * as nodeFs from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { statSync, type Stats } from 'node:fs'
@@ -26,7 +26,7 @@ import type { ChunkRefs, Store } from '../store/index.ts'
 import { throwIfAborted, Mutex } from '../util.ts'
 import { clearBit, hasBit, newBitmap, setBit } from './bitmap.ts'
 import { directView, isDirectUnsupported, O_DIRECT_CREATE } from './direct.ts'
-import { chunkDigest, chunkTable, contentIdOf, decodeManifest, encodeManifest, isChunkHash, MAX_CHUNKS, MAX_FILES, parseManifest, pathProblem } from './manifest.ts'
+import { chunkTable, contentIdOf, decodeManifest, encodeManifest, isChunkHash, MAX_CHUNKS, MAX_FILES, parseManifest, pathProblem } from './manifest.ts'
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, type ContentInfo, type ContentKind, type Manifest, type ManifestFile } from './types.ts'
 
 /** The file-system calls the store makes; inject a wrapper to simulate a full or failing disk. */
@@ -220,7 +220,7 @@ export class ContentStore {
     assertHash(hash)
     // Hashed on libuv's thread pool (WebCrypto's digest is an async job), not on the event loop
     // that also decrypts and serves: ~0.8 ms per MiB the network side keeps.
-    const actual = digest ?? await chunkDigest(bytes)
+    const actual = digest ?? await sha256Async(bytes)
     if (actual !== hash) throw new EdgelinkError('CHUNK_CORRUPT', `chunk ${hash} does not match its hash (got ${actual})`)
     return await this.storeVerified(hash, bytes, { syncDir: false })
   }
@@ -259,7 +259,7 @@ export class ContentStore {
     const verify = options.verify ?? true
     if (verify === false || (verify === 'once' && this.verified.has(hash))) return bytes
     // Checked off the event loop, like writeChunk.
-    if (await chunkDigest(bytes) !== hash) {
+    if (await sha256Async(bytes) !== hash) {
       await this.dropCorrupt(hash)
       throw new EdgelinkError('CHUNK_CORRUPT', `chunk ${hash} on disk does not match its hash; it was removed`)
     }
@@ -941,6 +941,10 @@ function toInfo (e: Entry): ContentInfo {
 function sha256 (bytes: Uint8Array): string { return createHash('sha256').update(bytes).digest('hex') }
 
 /** SHA-256 off the event loop: small inputs are hashed in place (a thread hop costs more). */
+async function sha256Async (bytes: Uint8Array): Promise<string> {
+  if (bytes.length < 64 * 1024) return sha256(bytes)
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)).toString('hex')
+}
 
 function assertHash (hash: string): void {
   if (!isChunkHash(hash)) throw new EdgelinkError('INVALID_ARGUMENT', 'a chunk hash is a lowercase 64-digit hex SHA-256')
