@@ -270,6 +270,8 @@ interface MemoryFigures {
   external_mean_mb: number
   /** V8 heap spaces, mean size / used in MB: new_space is the young generation. */
   heap_spaces_mb: Record<string, { size: number, used: number }>
+  /** Each process's RSS in MB, by its label (which host, or hosts, it runs): where the max is. */
+  rss_by_process_mb: Record<string, number>
 }
 
 async function memoryOf (children: Child[]): Promise<MemoryFigures> {
@@ -281,6 +283,7 @@ async function memoryOf (children: Child[]): Promise<MemoryFigures> {
     rss_mean_mb: mean(proc.map(p => p.rss)),
     rss_max_mb: mb(Math.max(...proc.map(p => p.rss))),
     rss_min_mb: mb(Math.min(...proc.map(p => p.rss))),
+    rss_by_process_mb: Object.fromEntries(children.map((c, i) => [c.label, mb(proc[i].rss)])),
     anon_mean_mb: mean(proc.map(p => p.anon)),
     file_mean_mb: mean(proc.map(p => p.file)),
     pss_mean_mb: mean(proc.map(p => p.pss)),
