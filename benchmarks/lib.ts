@@ -122,9 +122,9 @@ export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1']
  */
 export const AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' }
 
-/** `env` (default this process's) over {@link AGENT_ENV}, plus `extra`: a benchmark child's environment. */
-export function agentEnv (extra: Record<string, string> = {}, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return { ...AGENT_ENV, ...env, ...extra }
+/** This process's environment over {@link AGENT_ENV}, plus `extra`: a benchmark child's environment. */
+export function agentEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...AGENT_ENV, ...process.env, ...extra }
 }
 
 /** Bytes (or MiB figures computed from bytes) as MB with one decimal. */
