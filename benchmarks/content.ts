@@ -36,7 +36,7 @@ import { fileURLToPath } from 'node:url'
 import type { ParseArgsOptionsConfig } from 'node:util'
 import { createTestbed, netnsAvailable, type Testbed } from '../test/testbed/netns.ts'
 import { IpcChild } from './ipc.ts'
-import { AGENT_NODE_FLAGS, agentEnv, environment, loopbackIp, median, parseBenchArgs, sleep, table, TempDirs, writeResult } from './lib.ts'
+import { AGENT_NODE_FLAGS, agentEnv, agentEnvRecord, environment, loopbackIp, median, parseBenchArgs, sleep, table, TempDirs, writeResult } from './lib.ts'
 
 /** The congestion control a test host's TCP uses ('unknown' when it cannot be read). */
 async function tcpCongestionControl (host: { exec: (cmd: string[]) => Promise<{ stdout: string, code: number | null }> }): Promise<string> {
@@ -565,7 +565,7 @@ export async function run (options: Partial<ContentOptions> = {}): Promise<Conte
   const result: ContentResult = {
     benchmark: 'content',
     environment: { ...environment(), loadavg_start: loadavg().map(r2) },
-    params: { mib: MIB, swarm_mib: SWARM_MIB, rounds: ROUNDS, hosts: HOSTS, rate_mbit: RATE, raw_write_kib: RAW_WRITE / 1024, one_source: OPTS.oneSource, host_options: 'defaults (lan) but dataDir, listen, name', host_node_flags: EXEC_ARGV.join(' '), host_malloc_arena_max: agentEnv().MALLOC_ARENA_MAX ?? null },
+    params: { mib: MIB, swarm_mib: SWARM_MIB, rounds: ROUNDS, hosts: HOSTS, rate_mbit: RATE, raw_write_kib: RAW_WRITE / 1024, one_source: OPTS.oneSource, host_options: 'defaults (lan) but dataDir, listen, name', host_node_flags: EXEC_ARGV.join(' '), host_malloc_env: agentEnvRecord() },
     targets: TARGETS
   }
   process.on('exit', killAll)

@@ -38,7 +38,7 @@ import { fileURLToPath } from 'node:url'
 import type { ParseArgsOptionsConfig } from 'node:util'
 import { DEFAULTS } from '../lib/index.ts'
 import { IpcChild } from './ipc.ts'
-import { AGENT_NODE_FLAGS, agentEnv, environment, loopbackIp, mb, ms, packageRoot, parseBenchArgs, percentile, procMemory, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
+import { AGENT_NODE_FLAGS, agentEnv, agentEnvRecord, environment, loopbackIp, mb, ms, packageRoot, parseBenchArgs, percentile, procMemory, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
 
 /** The issue's targets. */
 export const TARGETS = { propagation_p50_ms: 30, propagation_max_ms: 100, failure_all_ms: 2000, rss_per_host_mb: 80 }
@@ -897,7 +897,7 @@ async function measure (o: GroupOptions) {
       clock: 'epoch ms (Date.now() clock read via performance.timeOrigin + performance.now()), shared by all processes',
       status_change: "a follower's published name changes and it calls its status service's publishSoon() (what every status change calls); arrival = the receiver's status service accepts the first status with the new name",
       node_flags: NODE_FLAGS,
-      malloc_arena_max: agentEnv().MALLOC_ARENA_MAX ?? null,
+      malloc_env: agentEnvRecord(),
       young_generation: 'a process running k hosts gets k times the flags\' --max-semi-space-size (flagsForHosts)',
       host_process: BUNDLED ? 'bundled like the agent (dist/benchmarks/group-host.bundle.mjs, scripts/bundle.mjs)' : 'unbundled (dist/benchmarks/group-host.js)',
       variants: VARIANTS.map(v => v.join(' '))

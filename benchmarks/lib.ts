@@ -117,14 +117,20 @@ export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1']
 
 /**
  * The environment `bin/edgelink` gives the agent unless already set (a test keeps the two equal):
- * at most two glibc malloc arenas. Benchmarks give it to every process they start, baselines too,
- * below the caller's own environment, as the launcher does.
+ * at most two glibc malloc arenas and a fixed 128 KiB mmap threshold. Benchmarks give it to every
+ * process they start, baselines too, below the caller's own environment, as the launcher does.
  */
-export const AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' }
+export const AGENT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' }
 
 /** This process's environment over {@link AGENT_ENV}, plus `extra`: a benchmark child's environment. */
 export function agentEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...AGENT_ENV, ...process.env, ...extra }
+}
+
+/** The values benchmark children get for {@link AGENT_ENV}'s variables (the caller's own where set): what a result records. */
+export function agentEnvRecord (): Record<string, string | null> {
+  const env = agentEnv()
+  return Object.fromEntries(Object.keys(AGENT_ENV).map(k => [k, env[k] ?? null]))
 }
 
 /** Bytes (or MiB figures computed from bytes) as MB with one decimal. */

@@ -33,22 +33,34 @@ describe('examples and package metadata', function () {
     expect(JSON.parse((argv as RegExpMatchArray)[1].replace(/'/g, '"'))).to.deep.equal([...AGENT_NODE_FLAGS])
   })
 
-  it('the launcher starts Node with the agent\'s flags and environment, keeping a MALLOC_ARENA_MAX already set', async () => {
+  it('the systemd unit gives the single binary the environment the launcher gives the agent', async () => {
+    const { AGENT_ENV } = await import('../benchmarks/lib.ts')
+    const unit = await readFile(new URL('../../examples/edgelink.service', import.meta.url), 'utf8')
+    const env = Object.fromEntries([...unit.matchAll(/^Environment=([A-Z_]+)=(\S+)$/gm)].map(m => [m[1], m[2]]))
+    expect(env).to.deep.equal({ ...AGENT_ENV })
+  })
+
+  it('the launcher starts Node with the agent\'s flags and environment, keeping values already set', async () => {
     const { AGENT_ENV, AGENT_NODE_FLAGS } = await import('../benchmarks/lib.ts')
+    const names = Object.keys(AGENT_ENV)
+    expect(names).to.include.members(['MALLOC_ARENA_MAX', 'MALLOC_MMAP_THRESHOLD_'])
     const dir = await mkdtemp(join(tmpdir(), 'edgelink-launcher-'))
     try {
       // A stand-in for node (EDGELINK_NODE): says it is Node 24, then prints what it was started with.
       const fake = join(dir, 'node')
-      await writeFile(fake, '#!/bin/sh\nif [ "$1" = "-p" ]; then echo 24; exit 0; fi\necho "MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-unset}"\necho "$@"\n')
+      const show = names.map(n => `echo "${n}=\${${n}:-unset}"`).join('\n')
+      await writeFile(fake, `#!/bin/sh\nif [ "$1" = "-p" ]; then echo 24; exit 0; fi\n${show}\necho "$@"\n`)
       await chmod(fake, 0o755)
       const launch = async (env: Record<string, string>): Promise<string[]> => {
-        const { MALLOC_ARENA_MAX: _, ...rest } = process.env
+        const rest: NodeJS.ProcessEnv = { ...process.env }
+        for (const n of names) delete rest[n]
         return (await run('bin/edgelink', ['hosts', '--json'], { env: { ...rest, EDGELINK_NODE: fake, ...env } })).stdout.trim().split('\n')
       }
-      const [arena, argv] = await launch({})
-      expect(arena).to.equal(`MALLOC_ARENA_MAX=${AGENT_ENV.MALLOC_ARENA_MAX}`)
-      expect(argv.split(' ')).to.deep.equal([...AGENT_NODE_FLAGS, join(process.cwd(), 'dist', 'agent', 'edgelink.mjs'), 'hosts', '--json'])
-      expect((await launch({ MALLOC_ARENA_MAX: '8' }))[0]).to.equal('MALLOC_ARENA_MAX=8')
+      const lines = await launch({})
+      expect(lines.slice(0, names.length)).to.deep.equal(names.map(n => `${n}=${AGENT_ENV[n]}`))
+      expect(lines[names.length].split(' ')).to.deep.equal([...AGENT_NODE_FLAGS, join(process.cwd(), 'dist', 'agent', 'edgelink.mjs'), 'hosts', '--json'])
+      const own = await launch({ MALLOC_ARENA_MAX: '8', MALLOC_MMAP_THRESHOLD_: '65536' })
+      expect(own.slice(0, names.length)).to.include.members(['MALLOC_ARENA_MAX=8', 'MALLOC_MMAP_THRESHOLD_=65536'])
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
