@@ -285,6 +285,9 @@ async function loopback (): Promise<LoopbackResult> {
 
 // ---------------------------------------------------------------- part 2: network namespaces
 
+/** The exchange counters a swarm result gives per host (ContentExchange.counters). */
+const EXCHANGE_COUNTERS = ['served', 'requested', 'received', 'failed', 'busy', 'sent'] as const
+
 interface HostFigures {
   role: 'leader' | 'follower'
   ip: string
@@ -294,6 +297,12 @@ interface HostFigures {
   /** Bytes its interface sent / received during the sync (everything: TCP/IP, Noise, Yamux, gossip), in MiB. */
   wire_tx_mib: number
   wire_rx_mib: number
+  /**
+   * The exchange's counters over the sync: chunks served, requested (GETs and ANYs a seed picked
+   * for), received, failed, GETs it answered BUSY, ANYs it was answered SENT (the seed had given
+   * every chunk listed to others).
+   */
+  exchange: Record<typeof EXCHANGE_COUNTERS[number], number>
   /** CPU time the host's process used during the sync, in s, and its full garbage collections. */
   cpu_s: number
   major_gcs: number
@@ -405,9 +414,9 @@ async function netns (): Promise<NetnsResult | NetnsSkipped> {
     // --- the swarm: one addContent, every follower fetches
     const counters = async (): Promise<Array<{ tx: number, rx: number }>> => await Promise.all(bed!.hosts.map(async (h, i) => await ifaceBytes(spawned[i].proc.pid as number, h.ifname)))
     const before = await counters()
-    const hostCounters = async (): Promise<Array<{ served: number, cpuMs: number, majorGcs: number, gcMs: number, opened: number, openedBytes: number }>> => await Promise.all(spawned.map(async c => {
+    const hostCounters = async (): Promise<Array<{ served: number, cpuMs: number, majorGcs: number, gcMs: number, opened: number, openedBytes: number, exchange: Record<string, number> }>> => await Promise.all(spawned.map(async c => {
       const x = await c.call('counters')
-      return { served: x.exchange.servedBytes as number, cpuMs: cpuMs(x.cpu), majorGcs: x.gc.major as number, gcMs: x.gc.pause_ms as number, opened: x.noise.opened as number, openedBytes: x.noise.openedBytes as number }
+      return { served: x.exchange.servedBytes as number, cpuMs: cpuMs(x.cpu), majorGcs: x.gc.major as number, gcMs: x.gc.pause_ms as number, opened: x.noise.opened as number, openedBytes: x.noise.openedBytes as number, exchange: x.exchange as Record<string, number> }
     }))
     const counters0 = await hostCounters()
     const limitS = BYTES * 8 / (RATE * 1e6)
@@ -444,6 +453,7 @@ async function netns (): Promise<NetnsResult | NetnsSkipped> {
       noise_message_in_mean_kib: r2((counters1[i].openedBytes - counters0[i].openedBytes) / Math.max(1, counters1[i].opened - counters0[i].opened) / 1024),
       wire_tx_mib: r2((after[i].tx - before[i].tx) / 2 ** 20),
       wire_rx_mib: r2((after[i].rx - before[i].rx) / 2 ** 20),
+      exchange: Object.fromEntries(EXCHANGE_COUNTERS.map(k => [k, (counters1[i].exchange[k] ?? 0) - (counters0[i].exchange[k] ?? 0)])) as Record<typeof EXCHANGE_COUNTERS[number], number>,
       ...(i > 0 ? { complete_s: r2((ends[i - 1] - added.t1) / 1000) } : {})
     }))
     const swarmS = (last - added.t1) / 1000
