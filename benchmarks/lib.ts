@@ -110,10 +110,11 @@ export function packageRoot (): string {
 
 /**
  * The Node flags the agent runs with (`bin/edgelink`, and the single binary's `execArgv` in
- * `scripts/build-binary.mjs`; a test keeps the three equal): a 1 MiB young generation. Benchmarks
- * that measure the agent's behaviour start their host processes with them.
+ * `scripts/build-binary.mjs`; a test keeps the three equal): a 1 MiB young generation, and no
+ * TurboFan (optimisation up to Maglev). Benchmarks that measure the agent's behaviour start their
+ * host processes with them.
  */
-export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1']
+export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--max-opt=2']
 
 /**
  * The environment `bin/edgelink` gives the agent unless already set (a test keeps the two equal):

@@ -37,8 +37,8 @@ const UI_JS = join(ROOT, 'dist', 'agent', 'ui.js')
 const UI_DIR = join(ROOT, 'agent', 'ui')
 const ADDON = join(ROOT, 'node_modules', 'classic-level', 'prebuilds', 'linux-x64', 'classic-level.node')
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'
-/** Same V8 flag as bin/edgelink: a 1 MiB young generation keeps an idle agent ~24 MB smaller. */
-const EXEC_ARGV = ['--max-semi-space-size=1']
+/** Same V8 flags as bin/edgelink: a 1 MiB young generation and no TurboFan (see bin/edgelink). */
+const EXEC_ARGV = ['--max-semi-space-size=1', '--max-opt=2']
 
 class BuildError extends Error {}
 
