@@ -203,7 +203,9 @@ export async function buildBinary ({ out = join(ROOT, 'dist', 'bin', 'edgelink')
       return { out, built: false, size: statSync(out).size, ms: performance.now() - t0 }
     }
     writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config, null, 2))
-    run(node.file, ['--experimental-sea-config', join(work, 'sea-config.json')], { cwd: work })
+    // The code cache is made under the V8 flags the binary runs with: V8 rejects a cache made
+    // under flags that change code generation (--max-opt does), with a warning at every start.
+    run(node.file, [...EXEC_ARGV, '--experimental-sea-config', join(work, 'sea-config.json')], { cwd: work })
     const blob = readFileSync(config.output)
     const tBlob = performance.now()
 
