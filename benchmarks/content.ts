@@ -414,9 +414,9 @@ async function netns (): Promise<NetnsResult | NetnsSkipped> {
     // --- the swarm: one addContent, every follower fetches
     const counters = async (): Promise<Array<{ tx: number, rx: number }>> => await Promise.all(bed!.hosts.map(async (h, i) => await ifaceBytes(spawned[i].proc.pid as number, h.ifname)))
     const before = await counters()
-    const hostCounters = async (): Promise<Array<{ served: number, cpuMs: number, majorGcs: number, gcMs: number, opened: number, openedBytes: number, exchange: Record<string, number> }>> => await Promise.all(spawned.map(async c => {
+    const hostCounters = async (): Promise<Array<{ cpuMs: number, majorGcs: number, gcMs: number, opened: number, openedBytes: number, exchange: Record<string, number> }>> => await Promise.all(spawned.map(async c => {
       const x = await c.call('counters')
-      return { served: x.exchange.servedBytes as number, cpuMs: cpuMs(x.cpu), majorGcs: x.gc.major as number, gcMs: x.gc.pause_ms as number, opened: x.noise.opened as number, openedBytes: x.noise.openedBytes as number, exchange: x.exchange as Record<string, number> }
+      return { cpuMs: cpuMs(x.cpu), majorGcs: x.gc.major as number, gcMs: x.gc.pause_ms as number, opened: x.noise.opened as number, openedBytes: x.noise.openedBytes as number, exchange: x.exchange as Record<string, number> }
     }))
     const counters0 = await hostCounters()
     const limitS = BYTES * 8 / (RATE * 1e6)
@@ -444,8 +444,8 @@ async function netns (): Promise<NetnsResult | NetnsSkipped> {
     const perHost: HostFigures[] = spawned.map((c, i) => ({
       role: i === 0 ? 'leader' : 'follower',
       ip: bed!.hosts[i].ip,
-      served_mib: r2((counters1[i].served - counters0[i].served) / 2 ** 20),
-      served_x: r2((counters1[i].served - counters0[i].served) / BYTES),
+      served_mib: r2((counters1[i].exchange.servedBytes - counters0[i].exchange.servedBytes) / 2 ** 20),
+      served_x: r2((counters1[i].exchange.servedBytes - counters0[i].exchange.servedBytes) / BYTES),
       cpu_s: r2((counters1[i].cpuMs - counters0[i].cpuMs) / 1000),
       major_gcs: counters1[i].majorGcs - counters0[i].majorGcs,
       gc_ms: Math.round(counters1[i].gcMs - counters0[i].gcMs),

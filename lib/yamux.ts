@@ -23,6 +23,7 @@
  * and a sender that used all of it is always answered.
  */
 import { yamux, type YamuxMuxerInit } from '@libp2p/yamux'
+import { StreamState } from '@libp2p/yamux/stream'
 
 /** Largest Noise transport message (65535 bytes) less its tag (16) and a Yamux frame header (12). */
 export const MAX_FRAME_DATA = 65535 - 16 - 12
@@ -54,11 +55,11 @@ interface WindowedStream {
 }
 
 /**
- * @libp2p/yamux's StreamState values in which a window update carries no flag (getSendFlags):
- * SYNSent, Established, Finished. Init and SYNReceived owe the peer a SYN or ACK, and Paused
- * withholds updates on purpose; those go to the stock method.
+ * The stream states in which a window update carries no flag (@libp2p/yamux's getSendFlags).
+ * Init and SYNReceived owe the peer a SYN or ACK, and Paused withholds updates on purpose; those
+ * go to the stock method.
  */
-const PLAIN_STATES = new Set([1, 3, 4])
+const PLAIN_STATES = new Set<number>([StreamState.SYNSent, StreamState.Established, StreamState.Finished])
 
 /**
  * Makes `stream` send a WINDOW_UPDATE only once the peer has used at least half of the receive
