@@ -15,7 +15,7 @@
  * Times are epoch ms from `now()` (Date.now()'s clock at µs resolution: one machine, one clock).
  * Exits on a `stop` request, on SIGTERM, and when the parent goes away.
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { open, stat, writeFile } from 'node:fs/promises'
 import http from 'node:http'
@@ -34,6 +34,8 @@ export const now = (): number => performance.timeOrigin + performance.now()
 const RAW_PROTOCOL = '/edgelink-bench/raw/1.0.0'
 const opts: { host: HostOptions, rawWrite?: number } = JSON.parse(process.env.CONTENT_HOST_OPTS ?? '{}')
 const RAW_WRITE = opts.rawWrite ?? 1024 * 1024
+/** What the raw stream's receiver hashes at a time when asked to verify: the exchange's default chunk size. */
+const VERIFY_UNIT = 1024 * 1024
 
 type Request = { id: number, cmd: string } & Record<string, any>
 
@@ -181,7 +183,24 @@ const handlers: Record<string, (req: Request) => Promise<unknown>> = {
     const c0 = cpu()
     let got = 0
     const done = new Promise<void>((resolve, reject) => {
-      s.addEventListener('message', (e: StreamMessageEvent) => { got += e.data.byteLength })
+      // With `verify`, every MiB is hashed with SHA-256 as it comes, as the exchange verifies each
+      // chunk: the cost of verification alone, with nothing stored and no protocol.
+      let hash = req.verify === true ? createHash('sha256') : undefined
+      s.addEventListener('message', (e: StreamMessageEvent) => {
+        if (hash != null) {
+          for (const buf of e.data instanceof Uint8Array ? [e.data] : e.data) {
+            for (let pos = 0; pos < buf.byteLength;) {
+              const n = Math.min(buf.byteLength - pos, VERIFY_UNIT - (got % VERIFY_UNIT))
+              hash.update(buf.subarray(pos, pos + n))
+              pos += n
+              got += n
+              if (got % VERIFY_UNIT === 0) { hash.digest(); hash = createHash('sha256') }
+            }
+          }
+        } else {
+          got += e.data.byteLength
+        }
+      })
       s.addEventListener('remoteCloseWrite', () => { resolve() })
       s.addEventListener('close', (e: StreamCloseEvent) => { if (e.error != null) reject(e.error); else resolve() })
     })

@@ -6,8 +6,10 @@
  * 1. Loopback, one pair, no shaping, two processes (benchmarks/content-host.ts): a real host pair
  *    through the library (the leader `addContent`s `--mib` MiB, the follower fetches it into its
  *    store, verifying every chunk) next to a raw libp2p stream on the same connection of the same
- *    two hosts (Noise + Yamux, `--raw-write` KiB writes) and raw TCP (node `net`) between the same
- *    two processes. `--rounds` rounds, the three alternating in a rotating order; medians.
+ *    two hosts (Noise + Yamux, `--raw-write` KiB writes), the same raw stream with its receiver
+ *    hashing every MiB with SHA-256 (what verification alone costs: nothing stored, no protocol;
+ *    a ceiling for any verified sync on this machine), and raw TCP (node `net`) between the same
+ *    two processes. `--rounds` rounds, the four alternating in a rotating order; medians.
  *    Target: sync ≥ 0.9 × raw libp2p.
  * 2. `--hosts` hosts in network namespaces (test/testbed/netns.ts), every host's cable shaped to
  *    `--rate` Mbit/s both ways, one host process per namespace. The leader adds `--mib` MiB; the
@@ -64,7 +66,7 @@ export interface ContentOptions {
   /** Which parts to run. */
   parts: Array<'loopback' | 'netns'>
   /** Which loopback measurements to run. */
-  kinds: Array<'sync' | 'raw' | 'tcp'>
+  kinds: Array<'sync' | 'raw' | 'verify' | 'tcp'>
   /** Write a CPU profile of both loopback hosts for each measurement into this directory ('' for none). */
   profile: string
   /** One-source baselines of the namespace part (each takes about hosts − 1 times the limit). */
@@ -81,7 +83,7 @@ export const CONTENT_DEFAULTS: ContentOptions = {
   rate: 100,
   rawWriteKiB: 1024,
   parts: ['loopback', 'netns'],
-  kinds: ['sync', 'raw', 'tcp'],
+  kinds: ['sync', 'raw', 'verify', 'tcp'],
   profile: '',
   oneSource: ['http', 'tcp'],
   singleTcp: true,
@@ -176,11 +178,18 @@ export interface LoopbackResult {
   sync_MBps: number[]
   sync_with_import_MBps: number[]
   raw_libp2p_MBps: number[]
+  /** The raw libp2p stream with its receiver hashing every MiB with SHA-256 as it comes: verification alone, nothing stored, no protocol. */
+  raw_libp2p_hashed_MBps: number[]
   raw_tcp_MBps: number[]
   sync_p50_MBps: number
   raw_libp2p_p50_MBps: number
+  raw_libp2p_hashed_p50_MBps: number
   raw_tcp_p50_MBps: number
   ratio_sync_to_raw_libp2p: number
+  /** What verification alone leaves of the raw stream on this machine: a ceiling for any verified sync. */
+  ratio_hashed_to_raw_libp2p: number
+  /** The sync against that ceiling. */
+  ratio_sync_to_hashed: number
   ratio_sync_to_raw_tcp: number
   ratio_raw_libp2p_to_raw_tcp: number
   /** CPU time per GiB moved, median over rounds, in ms: sender / receiver. */
@@ -203,11 +212,12 @@ async function loopback (): Promise<LoopbackResult> {
     await a.call('rawServe')
     const { port } = await a.call('tcpServe', { ip: ipA })
     const files = await dirs.make('edgelink-bench-files-')
-    const runs: Record<string, number[]> = { sync: [], sync_import: [], raw: [], tcp: [] }
-    const cpuRuns: Record<string, { sender: number[], receiver: number[] }> = { sync: { sender: [], receiver: [] }, raw: { sender: [], receiver: [] }, tcp: { sender: [], receiver: [] } }
-    const gcRuns: Record<string, { sender: number[], receiver: number[] }> = { sync: { sender: [], receiver: [] }, raw: { sender: [], receiver: [] }, tcp: { sender: [], receiver: [] } }
+    const runs: Record<string, number[]> = { sync: [], sync_import: [], raw: [], verify: [], tcp: [] }
+    const perSide = (): Record<string, { sender: number[], receiver: number[] }> => Object.fromEntries(['sync', 'raw', 'verify', 'tcp'].map(k => [k, { sender: [], receiver: [] }]))
+    const cpuRuns = perSide()
+    const gcRuns = perSide()
     const order: string[][] = []
-    const kinds = ['sync', 'raw', 'tcp'].filter(k => (OPTS.kinds as string[]).includes(k))
+    const kinds = ['sync', 'raw', 'verify', 'tcp'].filter(k => (OPTS.kinds as string[]).includes(k))
     const GiB = BYTES / 2 ** 30
     for (let r = 0; r < ROUNDS; r++) {
       const path = join(files, `content-${r}.bin`)
@@ -229,9 +239,9 @@ async function loopback (): Promise<LoopbackResult> {
         if (kind === 'tcp') {
           const res = await b.call('tcpFetch', { ip: ipA, port, bytes: BYTES, from: ipB }, 600_000)
           runs.tcp.push(BYTES / 1e6 / ((res.t1 - res.t0) / 1000))
-        } else if (kind === 'raw') {
-          const res = await b.call('rawFetch', { peer: a.id, bytes: BYTES }, 600_000)
-          runs.raw.push(BYTES / 1e6 / ((res.t1 - res.t0) / 1000))
+        } else if (kind === 'raw' || kind === 'verify') {
+          const res = await b.call('rawFetch', { peer: a.id, bytes: BYTES, verify: kind === 'verify' }, 600_000)
+          runs[kind].push(BYTES / 1e6 / ((res.t1 - res.t0) / 1000))
         } else {
           // The follower learns of the content by gossip once `add` announced it; its complete
           // event is what a user waits for. The import (chunking, hashing and storing the file on
@@ -252,7 +262,7 @@ async function loopback (): Promise<LoopbackResult> {
         gcRuns[kind].receiver.push((receiver1.gc.major - receiver0.gc.major) / GiB)
       }
       const mbps = (x: number | undefined): string => x == null ? 'not run' : `${Math.round(x)} MB/s`
-      log(`loopback round ${r + 1}/${ROUNDS}: sync ${mbps(runs.sync[r])}, raw libp2p ${mbps(runs.raw[r])}, raw TCP ${mbps(runs.tcp[r])}`)
+      log(`loopback round ${r + 1}/${ROUNDS}: sync ${mbps(runs.sync[r])}, raw libp2p ${mbps(runs.raw[r])}, raw libp2p hashed ${mbps(runs.verify[r])}, raw TCP ${mbps(runs.tcp[r])}`)
     }
     const counters = (await b.call('counters')).exchange
     const p50 = (xs: number[]): number => Math.round(median(xs))
@@ -265,11 +275,15 @@ async function loopback (): Promise<LoopbackResult> {
       sync_MBps: runs.sync.map(Math.round),
       sync_with_import_MBps: runs.sync_import.map(Math.round),
       raw_libp2p_MBps: runs.raw.map(Math.round),
+      raw_libp2p_hashed_MBps: runs.verify.map(Math.round),
       raw_tcp_MBps: runs.tcp.map(Math.round),
       sync_p50_MBps: p50(runs.sync),
       raw_libp2p_p50_MBps: p50(runs.raw),
+      raw_libp2p_hashed_p50_MBps: p50(runs.verify),
       raw_tcp_p50_MBps: p50(runs.tcp),
       ratio_sync_to_raw_libp2p: ratio,
+      ratio_hashed_to_raw_libp2p: r2(median(runs.verify) / median(runs.raw)),
+      ratio_sync_to_hashed: r2(median(runs.sync) / median(runs.verify)),
       ratio_sync_to_raw_tcp: r2(median(runs.sync) / median(runs.tcp)),
       ratio_raw_libp2p_to_raw_tcp: r2(median(runs.raw) / median(runs.tcp)),
       cpu_ms_per_GiB: Object.fromEntries(Object.entries(cpuRuns).map(([k, v]) => [k, { sender: Math.round(median(v.sender)), receiver: Math.round(median(v.receiver)) }])),
@@ -609,6 +623,7 @@ function printTable (result: ContentResult): void {
     rows.push([`loopback sync (host pair, ${lb.mib} MiB), MB/s p50`, lb.sync_p50_MBps, lb.sync_MBps.join(' ')])
     // Measurements left out with --kinds get no row (rather than NaN).
     if (lb.raw_libp2p_MBps.length > 0) rows.push([`raw libp2p stream (${lb.raw_write_kib} KiB writes), MB/s p50`, lb.raw_libp2p_p50_MBps, lb.raw_libp2p_MBps.join(' ')])
+    if (lb.raw_libp2p_hashed_MBps.length > 0) rows.push(['raw libp2p stream, receiver hashing every MiB, MB/s p50', lb.raw_libp2p_hashed_p50_MBps, `${lb.raw_libp2p_hashed_MBps.join(' ')}; ${lb.ratio_hashed_to_raw_libp2p} × raw`])
     if (lb.raw_tcp_MBps.length > 0) rows.push(['raw TCP, MB/s p50', lb.raw_tcp_p50_MBps, lb.raw_tcp_MBps.join(' ')])
     if (lb.sync_MBps.length > 0 && lb.raw_libp2p_MBps.length > 0) rows.push(['sync / raw libp2p', lb.ratio_sync_to_raw_libp2p, `≥ ${lb.target} ${lb.pass ? 'PASS' : 'MISS'}`])
   }
@@ -638,7 +653,7 @@ export const CLI_OPTIONS = {
   /** Write size of the raw libp2p baseline, in KiB. */
   'raw-write': { type: 'string', default: String(CONTENT_DEFAULTS.rawWriteKiB) },
   only: { type: 'string', default: '' },
-  /** Which loopback measurements to run (comma-separated): sync, raw, tcp. */
+  /** Which loopback measurements to run (comma-separated): sync, raw, verify, tcp. */
   kinds: { type: 'string', default: CONTENT_DEFAULTS.kinds.join(',') },
   /** Write a CPU profile of both loopback hosts for each measurement into this directory. */
   profile: { type: 'string', default: '' },
@@ -654,8 +669,9 @@ export const USAGE = `usage: npm run bench:content -- [options]
 Content sync benchmark, with its baselines measured in the same run, in two parts:
   loopback  one host pair, two processes (benchmarks/content-host.ts), no shaping: the leader adds
             --mib MiB, the follower syncs it (verifying every chunk), next to a raw libp2p stream
-            on the same connection and raw TCP between the same two processes; --rounds rounds
-            in a rotating order, medians.
+            on the same connection, that stream with its receiver hashing every MiB (verification
+            alone: a ceiling for any verified sync here) and raw TCP between the same two
+            processes; --rounds rounds in a rotating order, medians.
   netns     --hosts hosts in network namespaces, every cable shaped to --rate Mbit/s: the time
             until every follower holds the leader's content, next to the physical limit (size ÷
             rate), to one-source distribution (every follower downloading from the leader at
@@ -673,7 +689,7 @@ options:
   --rate MBIT        every cable's rate in the netns part, in Mbit/s (default ${CONTENT_DEFAULTS.rate})
   --raw-write KIB    write size of the raw libp2p baseline, in KiB (default ${CONTENT_DEFAULTS.rawWriteKiB})
   --only PART        run only one part: loopback or netns (default: both)
-  --kinds LIST       loopback measurements to run, comma-separated, of sync, raw, tcp
+  --kinds LIST       loopback measurements to run, comma-separated, of sync, raw, verify, tcp
                      (default ${CONTENT_DEFAULTS.kinds.join(',')})
   --profile DIR      write a CPU profile of both loopback hosts for each measurement into DIR
                      (default: none)

@@ -502,6 +502,23 @@ describe('content exchange', function () {
     expect(dst.source.complete(c)).to.equal(true)
   })
 
+  it('ending a download aborts the requests it has in flight: their stream is reset at once, not drained', async () => {
+    // At 128 KiB/s a 64 KiB chunk takes 500 ms, and an idle channel would stay open 5 s: only
+    // aborting the requests outstanding ends the stream within the 300 ms waited here.
+    const c = randomContent(2 * MiB, 64 * KiB)
+    const src = await peer(undefined, { uploadRate: 128 * KiB })
+    src.source.add(c, true)
+    const dst = await peer()
+    dst.source.add(c)
+    await connectAll(src, dst)
+    const channels = (): number => dst.node.getConnections(src.node.peerId)
+      .flatMap(conn => conn.streams).filter(s => s.protocol === CONTENT_PROTOCOL && s.direction === 'outbound').length
+    const ctl = new AbortController()
+    dst.exchange.on('progress', p => { if (p.chunks >= 1) ctl.abort() })
+    expect((await rejection(async () => { await dst.exchange.fetch(c.id, c.hashes, c.sizes, { signal: ctl.signal }) })).code).to.equal('ABORTED')
+    await waitFor(() => channels() === 0, 300, 'the download stream to end')
+  })
+
   it('waits while no peer holds a missing chunk; a member that connects later joins; cancel() stops a download', async () => {
     const c = randomContent(512 * KiB, 64 * KiB)
     const dst = await peer()
