@@ -210,7 +210,7 @@ interface Run {
   peerIds: Map<string, PeerId>
   /** Have-update subscriptions (WATCH streams) to peers, open or opening. */
   watches: Map<string, { stream?: Stream }>
-  /** GETs whose bytes are not here yet, per peer: aborted when the peer is dropped or the download ends. */
+  /** In-flight GETs per peer, to abort them when the peer is dropped. */
   requests: Map<string, Set<AbortController>>
   timer?: ClockTimer
   /** A lookup of chunks no peer offers is running; where the next one starts. */
@@ -602,13 +602,8 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
       if (left === 0) this.inflightPeer.delete(peer)
       else this.inflightPeer.set(peer, left)
     }
-    // Aborted by finish() (the download ended) and onDropped() (the peer), through run.requests.
-    // Not AbortSignal.any([run.ctl.signal, …]): that ties every request to the download's signal
-    // through weak references only a full garbage collection clears, and a download makes a
-    // request per chunk (measured: ~7 % more loopback throughput without it).
     const ctl = new AbortController()
-    if (run.ctl.signal.aborted) ctl.abort(run.ctl.signal.reason)
-    const signal = ctl.signal
+    const signal = AbortSignal.any([run.ctl.signal, ctl.signal])
     let mine = run.requests.get(peer)
     if (mine == null) run.requests.set(peer, mine = new Set())
     mine.add(ctl)
@@ -796,7 +791,6 @@ export class ContentExchange extends EventEmitter<ExchangeEvents> {
     run.finished = true
     if (run.timer != null) this.ctx.clock.clearTimeout(run.timer)
     run.ctl.abort(err ?? new EdgelinkError('ABORTED', 'the download finished'))
-    for (const set of run.requests.values()) for (const ctl of set) ctl.abort(run.ctl.signal.reason)
     for (const w of run.watches.values()) {
       const stream = w.stream
       stream?.close().catch((e: any) => { stream.abort(e) })
