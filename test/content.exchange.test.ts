@@ -162,6 +162,16 @@ describe('content exchange', function () {
     await waitFor(() => ps.every(p => p.node.getPeers().length >= ps.length - 1), 5_000, 'connections')
   }
 
+  /** A peer holding `c` (a seed) and a peer that knows of it but holds nothing, connected. */
+  async function seedAndFetcher (c: TestContent, srcOptions: ExchangeOptions = {}, dstOptions: ExchangeOptions = {}): Promise<{ src: Peer, dst: Peer }> {
+    const src = await peer(undefined, srcOptions)
+    src.source.add(c, true)
+    const dst = await peer(undefined, dstOptions)
+    dst.source.add(c)
+    await connectAll(src, dst)
+    return { src, dst }
+  }
+
   afterEach(async () => {
     await Promise.allSettled(peers.splice(0).map(async p => { await p.exchange.stop() }))
     await Promise.allSettled(nodes.splice(0).map(async n => { await n.stop() }))
@@ -337,11 +347,7 @@ describe('content exchange', function () {
 
   it('one source, one fetcher: every chunk arrives verified, progress is monotonic', async () => {
     const c = randomContent(4 * MiB + 1234, 64 * KiB)
-    const src = await peer()
-    src.source.add(c, true)
-    const dst = await peer()
-    dst.source.add(c)
-    await connectAll(src, dst)
+    const { src, dst } = await seedAndFetcher(c)
     const events: ExchangeProgress[] = []
     dst.exchange.on('progress', p => events.push(p))
     let completed = 0
@@ -483,11 +489,7 @@ describe('content exchange', function () {
 
   it('resumes: after an abort halfway, the second run asks only for the missing chunks', async () => {
     const c = randomContent(4 * MiB, 64 * KiB)
-    const src = await peer(undefined, { uploadRate: 4 * MiB })
-    src.source.add(c, true)
-    const dst = await peer()
-    dst.source.add(c)
-    await connectAll(src, dst)
+    const { dst } = await seedAndFetcher(c, { uploadRate: 4 * MiB })
     const ctl = new AbortController()
     dst.exchange.on('progress', p => { if (p.chunks >= c.hashes.length / 2) ctl.abort() })
     const err = await rejection(async () => { await dst.exchange.fetch(c.id, c.hashes, c.sizes, { signal: ctl.signal }) })
@@ -506,11 +508,7 @@ describe('content exchange', function () {
     // At 128 KiB/s a 64 KiB chunk takes 500 ms, and an idle channel would stay open 5 s: only
     // aborting the requests outstanding ends the stream within the 300 ms waited here.
     const c = randomContent(2 * MiB, 64 * KiB)
-    const src = await peer(undefined, { uploadRate: 128 * KiB })
-    src.source.add(c, true)
-    const dst = await peer()
-    dst.source.add(c)
-    await connectAll(src, dst)
+    const { src, dst } = await seedAndFetcher(c, { uploadRate: 128 * KiB })
     const channels = (): number => dst.node.getConnections(src.node.peerId)
       .flatMap(conn => conn.streams).filter(s => s.protocol === CONTENT_PROTOCOL && s.direction === 'outbound').length
     const ctl = new AbortController()
@@ -555,11 +553,7 @@ describe('content exchange', function () {
 
   it('a BUSY peer is rested, then asked again after its next bitmap', async () => {
     const c = randomContent(1 * MiB, 64 * KiB)
-    const src = await peer(undefined, { uploadSlots: 1 })
-    src.source.add(c, true)
-    const dst = await peer(undefined, { bitmapRefresh: 50, perPeerConcurrency: 4 })
-    dst.source.add(c)
-    await connectAll(src, dst)
+    const { src, dst } = await seedAndFetcher(c, { uploadSlots: 1 }, { bitmapRefresh: 50, perPeerConcurrency: 4 })
     await dst.exchange.fetch(c.id, c.hashes, c.sizes)
     expect(dst.source.complete(c)).to.equal(true)
     expect(src.exchange.counters.busy).to.be.greaterThan(0)
@@ -600,11 +594,7 @@ describe('content exchange', function () {
 
   it('one stream per peer carries every GET of a download, answered in order, bytes unframed', async () => {
     const c = randomContent(3 * MiB, 64 * KiB)
-    const src = await peer()
-    src.source.add(c, true)
-    const dst = await peer()
-    dst.source.add(c)
-    await connectAll(src, dst)
+    const { src, dst } = await seedAndFetcher(c)
     await dst.exchange.fetch(c.id, c.hashes, c.sizes)
     expect(dst.source.complete(c)).to.equal(true)
     expect(dst.exchange.counters.channels).to.equal(1)
@@ -725,11 +715,7 @@ describe('content exchange', function () {
   it('honours the upload rate limit (measured rate / limit near 1)', async () => {
     const rate = 2 * MiB
     const c = randomContent(3 * MiB, 256 * KiB)
-    const src = await peer(undefined, { uploadRate: rate })
-    src.source.add(c, true)
-    const dst = await peer()
-    dst.source.add(c)
-    await connectAll(src, dst)
+    const { dst } = await seedAndFetcher(c, { uploadRate: rate })
     const t0 = Date.now()
     await dst.exchange.fetch(c.id, c.hashes, c.sizes)
     const measured = c.totalBytes / ((Date.now() - t0) / 1000)
