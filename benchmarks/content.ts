@@ -5,11 +5,13 @@
  *
  * 1. Loopback, one pair, no shaping, two processes (benchmarks/content-host.ts): a real host pair
  *    through the library (the leader `addContent`s `--mib` MiB, the follower fetches it into its
- *    store, verifying every chunk) next to a raw libp2p stream on the same connection of the same
- *    two hosts (Noise + Yamux, `--raw-write` KiB writes), the same raw stream with its receiver
- *    hashing every MiB with SHA-256 on its event loop, as the exchange does (what verification
- *    alone costs: nothing stored, no protocol), and raw TCP (node `net`) between the same
- *    two processes. `--rounds` rounds, the four alternating in a rotating order; medians.
+ *    store, verifying every chunk) next to the same sync with the follower's store keeping the
+ *    verified chunks in no file (what the sync costs without its storage), a raw libp2p stream
+ *    on the same connection of the same two hosts (Noise + Yamux, `--raw-write` KiB writes), the
+ *    same raw stream with its receiver hashing every MiB with SHA-256 on its event loop, as the
+ *    exchange does (what verification alone costs: nothing stored, no protocol), and raw TCP
+ *    (node `net`) between the same two processes. `--rounds` rounds, the five alternating in a
+ *    rotating order; medians.
  *    Target: sync ≥ 0.9 × raw libp2p.
  * 2. `--hosts` hosts in network namespaces (test/testbed/netns.ts), every host's cable shaped to
  *    `--rate` Mbit/s both ways, one host process per namespace. The leader adds `--mib` MiB; the
@@ -77,7 +79,7 @@ export interface ContentOptions {
   meshTcp: boolean
 }
 /** The loopback part's measurements, in the order a round starts from. */
-const LOOPBACK_KINDS = ['sync', 'raw', 'verify', 'tcp'] as const
+const LOOPBACK_KINDS = ['sync', 'nostore', 'raw', 'verify', 'tcp'] as const
 type LoopbackKind = typeof LOOPBACK_KINDS[number]
 
 export const CONTENT_DEFAULTS: ContentOptions = {
@@ -184,16 +186,23 @@ export interface LoopbackResult {
   raw_libp2p_MBps: number[]
   /** The raw libp2p stream with its receiver hashing every MiB with SHA-256 as it comes: verification alone, nothing stored, no protocol. */
   raw_libp2p_hashed_MBps: number[]
+  /** The sync with the receiver keeping chunks in no file (verified and counted as held): the sync without its storage. */
+  sync_nostore_MBps: number[]
   raw_tcp_MBps: number[]
   sync_p50_MBps: number
   raw_libp2p_p50_MBps: number
   raw_libp2p_hashed_p50_MBps: number
+  sync_nostore_p50_MBps: number
   raw_tcp_p50_MBps: number
   ratio_sync_to_raw_libp2p: number
   /** What verification alone leaves of the raw stream on this machine. */
   ratio_hashed_to_raw_libp2p: number
   /** The sync against the hashing raw stream: what storage and the exchange cost beyond verification. */
   ratio_sync_to_hashed: number
+  /** The sync without its storage against the raw stream: what the exchange and verification leave of it. */
+  ratio_nostore_to_raw_libp2p: number
+  /** The sync against itself without storage: what writing the chunk files durably costs. */
+  ratio_sync_to_nostore: number
   ratio_sync_to_raw_tcp: number
   ratio_raw_libp2p_to_raw_tcp: number
   /** CPU time per GiB moved, median over rounds, in ms: sender / receiver. */
@@ -226,6 +235,9 @@ async function loopback (): Promise<LoopbackResult> {
     for (let r = 0; r < ROUNDS; r++) {
       const path = join(files, `content-${r}.bin`)
       await a.call('makeFile', { path, mib: MIB, seed: r }, 600_000)
+      // The sync without storage needs a content of its own: the follower holds the other one by then.
+      const nostorePath = join(files, `content-${r}-nostore.bin`)
+      if (kinds.includes('nostore')) await a.call('makeFile', { path: nostorePath, mib: MIB, seed: r + ROUNDS }, 600_000)
       const seq = kinds.map((_, i) => kinds[(i + r) % kinds.length])
       order.push(seq)
       for (const kind of seq) {
@@ -247,16 +259,18 @@ async function loopback (): Promise<LoopbackResult> {
           const res = await b.call('rawFetch', { peer: a.id, bytes: BYTES, verify: kind === 'verify' }, 600_000)
           runs[kind].push(BYTES / 1e6 / ((res.t1 - res.t0) / 1000))
         } else {
+          if (kind === 'nostore') await b.call('discardChunkWrites', { on: true })
           // The follower learns of the content by gossip once `add` announced it; its complete
           // event is what a user waits for. The import (chunking, hashing and storing the file on
           // the leader) is not a transfer: it is timed apart, and the leader's CPU is counted
           // from the announcement on.
-          const added = await a.call('add', { path }, 600_000)
+          const added = await a.call('add', { path: kind === 'nostore' ? nostorePath : path }, 600_000)
           sender0 = await counters(a)
           await profile(a, 'profStart', 'sender')
           const t = await b.completed(added.id, 600_000)
-          runs.sync.push(BYTES / 1e6 / ((t - added.t1) / 1000))
-          runs.sync_import.push(BYTES / 1e6 / ((t - added.t0) / 1000))
+          if (kind === 'nostore') await b.call('discardChunkWrites', { on: false })
+          runs[kind].push(BYTES / 1e6 / ((t - added.t1) / 1000))
+          if (kind === 'sync') runs.sync_import.push(BYTES / 1e6 / ((t - added.t0) / 1000))
         }
         const [sender1, receiver1] = await Promise.all([counters(a), counters(b)])
         await Promise.all([profile(a, 'profStop', 'sender'), profile(b, 'profStop', 'receiver')])
@@ -266,7 +280,7 @@ async function loopback (): Promise<LoopbackResult> {
         gcRuns[kind].receiver.push((receiver1.gc.major - receiver0.gc.major) / GiB)
       }
       const mbps = (x: number | undefined): string => x == null ? 'not run' : `${Math.round(x)} MB/s`
-      log(`loopback round ${r + 1}/${ROUNDS}: sync ${mbps(runs.sync[r])}, raw libp2p ${mbps(runs.raw[r])}, raw libp2p hashed ${mbps(runs.verify[r])}, raw TCP ${mbps(runs.tcp[r])}`)
+      log(`loopback round ${r + 1}/${ROUNDS}: sync ${mbps(runs.sync[r])}, sync without storage ${mbps(runs.nostore[r])}, raw libp2p ${mbps(runs.raw[r])}, raw libp2p hashed ${mbps(runs.verify[r])}, raw TCP ${mbps(runs.tcp[r])}`)
     }
     const counters = (await b.call('counters')).exchange
     const p50 = (xs: number[]): number => Math.round(median(xs))
@@ -280,14 +294,18 @@ async function loopback (): Promise<LoopbackResult> {
       sync_with_import_MBps: runs.sync_import.map(Math.round),
       raw_libp2p_MBps: runs.raw.map(Math.round),
       raw_libp2p_hashed_MBps: runs.verify.map(Math.round),
+      sync_nostore_MBps: runs.nostore.map(Math.round),
       raw_tcp_MBps: runs.tcp.map(Math.round),
       sync_p50_MBps: p50(runs.sync),
       raw_libp2p_p50_MBps: p50(runs.raw),
       raw_libp2p_hashed_p50_MBps: p50(runs.verify),
+      sync_nostore_p50_MBps: p50(runs.nostore),
       raw_tcp_p50_MBps: p50(runs.tcp),
       ratio_sync_to_raw_libp2p: ratio,
       ratio_hashed_to_raw_libp2p: r2(median(runs.verify) / median(runs.raw)),
       ratio_sync_to_hashed: r2(median(runs.sync) / median(runs.verify)),
+      ratio_nostore_to_raw_libp2p: r2(median(runs.nostore) / median(runs.raw)),
+      ratio_sync_to_nostore: r2(median(runs.sync) / median(runs.nostore)),
       ratio_sync_to_raw_tcp: r2(median(runs.sync) / median(runs.tcp)),
       ratio_raw_libp2p_to_raw_tcp: r2(median(runs.raw) / median(runs.tcp)),
       cpu_ms_per_GiB: Object.fromEntries(Object.entries(cpuRuns).map(([k, v]) => [k, { sender: Math.round(median(v.sender)), receiver: Math.round(median(v.receiver)) }])),
@@ -628,6 +646,7 @@ function printTable (result: ContentResult): void {
     // Measurements left out with --kinds get no row (rather than NaN).
     if (lb.raw_libp2p_MBps.length > 0) rows.push([`raw libp2p stream (${lb.raw_write_kib} KiB writes), MB/s p50`, lb.raw_libp2p_p50_MBps, lb.raw_libp2p_MBps.join(' ')])
     if (lb.raw_libp2p_hashed_MBps.length > 0) rows.push(['raw libp2p stream, receiver hashing every MiB, MB/s p50', lb.raw_libp2p_hashed_p50_MBps, `${lb.raw_libp2p_hashed_MBps.join(' ')}; ${lb.ratio_hashed_to_raw_libp2p} × raw`])
+    if (lb.sync_nostore_MBps.length > 0) rows.push(['sync, receiver storing no chunk file, MB/s p50', lb.sync_nostore_p50_MBps, `${lb.sync_nostore_MBps.join(' ')}; ${lb.ratio_nostore_to_raw_libp2p} × raw`])
     if (lb.raw_tcp_MBps.length > 0) rows.push(['raw TCP, MB/s p50', lb.raw_tcp_p50_MBps, lb.raw_tcp_MBps.join(' ')])
     if (lb.sync_MBps.length > 0 && lb.raw_libp2p_MBps.length > 0) rows.push(['sync / raw libp2p', lb.ratio_sync_to_raw_libp2p, `≥ ${lb.target} ${lb.pass ? 'PASS' : 'MISS'}`])
   }
@@ -657,7 +676,7 @@ export const CLI_OPTIONS = {
   /** Write size of the raw libp2p baseline, in KiB. */
   'raw-write': { type: 'string', default: String(CONTENT_DEFAULTS.rawWriteKiB) },
   only: { type: 'string', default: '' },
-  /** Which loopback measurements to run (comma-separated): sync, raw, verify, tcp. */
+  /** Which loopback measurements to run (comma-separated): sync, nostore, raw, verify, tcp. */
   kinds: { type: 'string', default: CONTENT_DEFAULTS.kinds.join(',') },
   /** Write a CPU profile of both loopback hosts for each measurement into this directory. */
   profile: { type: 'string', default: '' },
@@ -672,10 +691,11 @@ export const USAGE = `usage: npm run bench:content -- [options]
 
 Content sync benchmark, with its baselines measured in the same run, in two parts:
   loopback  one host pair, two processes (benchmarks/content-host.ts), no shaping: the leader adds
-            --mib MiB, the follower syncs it (verifying every chunk), next to a raw libp2p stream
-            on the same connection, that stream with its receiver hashing every MiB (what
-            verification alone costs) and raw TCP between the same two processes; --rounds
-            rounds in a rotating order, medians.
+            --mib MiB, the follower syncs it (verifying every chunk), next to the same sync with
+            the follower storing no chunk file (what storage costs), a raw libp2p stream on the
+            same connection, that stream with its receiver hashing every MiB (what verification
+            alone costs) and raw TCP between the same two processes; --rounds rounds in a
+            rotating order, medians.
   netns     --hosts hosts in network namespaces, every cable shaped to --rate Mbit/s: the time
             until every follower holds the leader's content, next to the physical limit (size ÷
             rate), to one-source distribution (every follower downloading from the leader at
@@ -693,7 +713,9 @@ options:
   --rate MBIT        every cable's rate in the netns part, in Mbit/s (default ${CONTENT_DEFAULTS.rate})
   --raw-write KIB    write size of the raw libp2p baseline, in KiB (default ${CONTENT_DEFAULTS.rawWriteKiB})
   --only PART        run only one part: loopback or netns (default: both)
-  --kinds LIST       loopback measurements to run, comma-separated, of sync, raw, verify, tcp
+  --kinds LIST       loopback measurements to run, comma-separated, of sync, nostore (the sync
+                     with the follower storing no chunk file), raw, verify (the raw stream with
+                     its receiver hashing every MiB), tcp
                      (default ${CONTENT_DEFAULTS.kinds.join(',')})
   --profile DIR      write a CPU profile of both loopback hosts for each measurement into DIR
                      (default: none)

@@ -71,6 +71,8 @@ export interface ReportLoopback {
   raw_libp2p_p50_MBps: number
   /** The raw stream with its receiver hashing every MiB (results before it was measured lack it). */
   raw_libp2p_hashed_p50_MBps?: number | null
+  /** The sync with the receiver storing no chunk file (results before it was measured lack it). */
+  sync_nostore_p50_MBps?: number | null
   raw_tcp_p50_MBps: number | null
 }
 
@@ -245,6 +247,9 @@ export function buildRows (r: ReportInput): Row[] {
     rows.push(row({ part: 'loopback', metric, value: l.sync_p50_MBps, unit: 'MB/s', baseline: { label: `raw libp2p stream (${l.raw_write_kib} KiB writes), same connection`, value: l.raw_libp2p_p50_MBps }, target: { op: '>=', value: TARGETS.loopback_sync_over_raw_libp2p, unit: 'x' } }))
     if (finite(l.raw_libp2p_hashed_p50_MBps)) {
       rows.push(row({ part: 'loopback', metric, value: l.sync_p50_MBps, unit: 'MB/s', baseline: { label: 'raw libp2p stream, receiver hashing every MiB (verification alone)', value: l.raw_libp2p_hashed_p50_MBps } }))
+    }
+    if (finite(l.sync_nostore_p50_MBps)) {
+      rows.push(row({ part: 'loopback', metric, value: l.sync_p50_MBps, unit: 'MB/s', baseline: { label: 'the same sync, receiver storing no chunk file (verification kept)', value: l.sync_nostore_p50_MBps } }))
     }
     rows.push(row({ part: 'loopback', metric, value: l.sync_p50_MBps, unit: 'MB/s', baseline: { label: 'raw TCP, same processes', value: l.raw_tcp_p50_MBps } }))
   }
