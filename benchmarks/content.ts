@@ -259,16 +259,17 @@ async function loopback (): Promise<LoopbackResult> {
           const res = await b.call('rawFetch', { peer: a.id, bytes: BYTES, verify: kind === 'verify' }, 600_000)
           runs[kind].push(BYTES / 1e6 / ((res.t1 - res.t0) / 1000))
         } else {
-          if (kind === 'nostore') await b.call('discardChunkWrites', { on: true })
+          const nostore = kind === 'nostore'
+          if (nostore) await b.call('discardChunkWrites', { on: true })
           // The follower learns of the content by gossip once `add` announced it; its complete
           // event is what a user waits for. The import (chunking, hashing and storing the file on
           // the leader) is not a transfer: it is timed apart, and the leader's CPU is counted
           // from the announcement on.
-          const added = await a.call('add', { path: kind === 'nostore' ? nostorePath : path }, 600_000)
+          const added = await a.call('add', { path: nostore ? nostorePath : path }, 600_000)
           sender0 = await counters(a)
           await profile(a, 'profStart', 'sender')
           const t = await b.completed(added.id, 600_000)
-          if (kind === 'nostore') await b.call('discardChunkWrites', { on: false })
+          if (nostore) await b.call('discardChunkWrites', { on: false })
           runs[kind].push(BYTES / 1e6 / ((t - added.t1) / 1000))
           if (kind === 'sync') runs.sync_import.push(BYTES / 1e6 / ((t - added.t0) / 1000))
         }
