@@ -33,14 +33,14 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { mkdir, readFile } from 'node:fs/promises'
-import { loadavg } from 'node:os'
+import { availableParallelism, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ParseArgsOptionsConfig } from 'node:util'
 import { createTestbed, netnsAvailable, type Testbed } from '../test/testbed/netns.ts'
 import { IpcChild } from './ipc.ts'
-import { AGENT_NODE_FLAGS, agentEnv, agentEnvRecord, environment, loopbackIp, median, parseBenchArgs, sleep, table, TempDirs, writeResult } from './lib.ts'
+import { AGENT_NODE_FLAGS, agentEnv, agentEnvRecord, environment, loopbackIp, machineBusyMs, median, parseBenchArgs, sleep, table, TempDirs, writeResult } from './lib.ts'
 
 /** The congestion control a test host's TCP uses ('unknown' when it cannot be read). */
 async function tcpCongestionControl (host: { exec: (cmd: string[]) => Promise<{ stdout: string, code: number | null }> }): Promise<string> {
@@ -209,6 +209,20 @@ export interface LoopbackResult {
   cpu_ms_per_GiB: Record<string, { sender: number, receiver: number }>
   /** Full (mark-compact) garbage collections per GiB moved, medians: what most of the CPU beyond the protocol goes to. */
   major_gcs_per_GiB: Record<string, { sender: number, receiver: number }>
+  /**
+   * Cores the whole machine kept busy while each kind ran (every process and the kernel, from
+   * /proc/stat), medians: near the core count, the transfer is bound by the machine's CPU.
+   */
+  machine_cores_busy: Record<string, number>
+  /** CPU time the whole machine spent per GiB moved, in s, medians. */
+  machine_cpu_s_per_GiB: Record<string, number>
+  /**
+   * The sync / raw ratio this machine allows: the sync's throughput were it to keep the machine as
+   * busy as the raw stream does (raw's cores busy ÷ the sync's machine CPU per GiB), over the raw
+   * stream's throughput. Below the target, no scheduling of the same work reaches it here.
+   */
+  ratio_ceiling_at_raw_load?: number
+  cores: number
   exchange: { requested: number, received: number, failed: number, corrupt: number, channels: number }
   target: number
   pass: boolean
@@ -229,6 +243,8 @@ async function loopback (): Promise<LoopbackResult> {
     const perSide = (): Record<string, { sender: number[], receiver: number[] }> => Object.fromEntries(LOOPBACK_KINDS.map(k => [k, { sender: [], receiver: [] }]))
     const cpuRuns = perSide()
     const gcRuns = perSide()
+    const busyRuns: Record<string, number[]> = Object.fromEntries(LOOPBACK_KINDS.map(k => [k, []]))
+    const machineCpuRuns: Record<string, number[]> = Object.fromEntries(LOOPBACK_KINDS.map(k => [k, []]))
     const order: string[][] = []
     const kinds = LOOPBACK_KINDS.filter(k => OPTS.kinds.includes(k))
     const GiB = BYTES / 2 ** 30
@@ -252,6 +268,7 @@ async function loopback (): Promise<LoopbackResult> {
           await profile(a, 'profStart', 'sender')
           sender0 = await counters(a)
         }
+        let busy0 = { machine: machineBusyMs(), t: performance.now() }
         if (kind === 'tcp') {
           const res = await b.call('tcpFetch', { ip: ipA, port, bytes: BYTES, from: ipB }, 600_000)
           runs.tcp.push(BYTES / 1e6 / ((res.t1 - res.t0) / 1000))
@@ -267,12 +284,16 @@ async function loopback (): Promise<LoopbackResult> {
           // from the announcement on.
           const added = await a.call('add', { path: nostore ? nostorePath : path }, 600_000)
           sender0 = await counters(a)
+          busy0 = { machine: machineBusyMs(), t: performance.now() }
           await profile(a, 'profStart', 'sender')
           const t = await b.completed(added.id, 600_000)
           if (nostore) await b.call('discardChunkWrites', { on: false })
           runs[kind].push(BYTES / 1e6 / ((t - added.t1) / 1000))
           if (kind === 'sync') runs.sync_import.push(BYTES / 1e6 / ((t - added.t0) / 1000))
         }
+        const machineMs = machineBusyMs() - busy0.machine
+        busyRuns[kind].push(machineMs / (performance.now() - busy0.t))
+        machineCpuRuns[kind].push(machineMs / 1000 / GiB)
         const [sender1, receiver1] = await Promise.all([counters(a), counters(b)])
         await Promise.all([profile(a, 'profStop', 'sender'), profile(b, 'profStop', 'receiver')])
         cpuRuns[kind].sender.push((cpuMs(sender1) - cpuMs(sender0)) / GiB)
@@ -311,6 +332,10 @@ async function loopback (): Promise<LoopbackResult> {
       ratio_raw_libp2p_to_raw_tcp: r2(median(runs.raw) / median(runs.tcp)),
       cpu_ms_per_GiB: Object.fromEntries(Object.entries(cpuRuns).map(([k, v]) => [k, { sender: Math.round(median(v.sender)), receiver: Math.round(median(v.receiver)) }])),
       major_gcs_per_GiB: Object.fromEntries(Object.entries(gcRuns).map(([k, v]) => [k, { sender: Math.round(median(v.sender)), receiver: Math.round(median(v.receiver)) }])),
+      machine_cores_busy: Object.fromEntries(Object.entries(busyRuns).filter(([, v]) => v.length > 0).map(([k, v]) => [k, r2(median(v))])),
+      machine_cpu_s_per_GiB: Object.fromEntries(Object.entries(machineCpuRuns).filter(([, v]) => v.length > 0).map(([k, v]) => [k, r2(median(v))])),
+      ...(runs.sync.length > 0 && runs.raw.length > 0 ? { ratio_ceiling_at_raw_load: r2(median(busyRuns.raw) / median(machineCpuRuns.sync) * 2 ** 30 / 1e6 / median(runs.raw)) } : {}),
+      cores: availableParallelism(),
       exchange: { requested: counters.requested, received: counters.received, failed: counters.failed, corrupt: counters.corrupt, channels: counters.channels },
       target: TARGETS.loopback_ratio_to_raw_libp2p,
       pass: ratio >= TARGETS.loopback_ratio_to_raw_libp2p
@@ -649,6 +674,11 @@ function printTable (result: ContentResult): void {
     if (lb.raw_libp2p_hashed_MBps.length > 0) rows.push(['raw libp2p stream, receiver hashing every MiB, MB/s p50', lb.raw_libp2p_hashed_p50_MBps, `${lb.raw_libp2p_hashed_MBps.join(' ')}; ${lb.ratio_hashed_to_raw_libp2p} × raw`])
     if (lb.sync_nostore_MBps.length > 0) rows.push(['sync, receiver storing no chunk file, MB/s p50', lb.sync_nostore_p50_MBps, `${lb.sync_nostore_MBps.join(' ')}; ${lb.ratio_nostore_to_raw_libp2p} × raw`])
     if (lb.raw_tcp_MBps.length > 0) rows.push(['raw TCP, MB/s p50', lb.raw_tcp_p50_MBps, lb.raw_tcp_MBps.join(' ')])
+    const busy = Object.entries(lb.machine_cores_busy).map(([k, v]) => `${k} ${v}`).join(', ')
+    if (busy !== '') rows.push([`cores busy on the machine (of ${lb.cores}), median`, busy, 'every process and the kernel'])
+    const perGiB = Object.entries(lb.machine_cpu_s_per_GiB).map(([k, v]) => `${k} ${v}`).join(', ')
+    if (perGiB !== '') rows.push(['machine CPU per GiB moved, s, median', perGiB, ''])
+    if (lb.ratio_ceiling_at_raw_load != null) rows.push(['sync / raw this machine allows (at raw\'s load)', lb.ratio_ceiling_at_raw_load, 'raw\'s cores busy ÷ the sync\'s CPU per GiB'])
     if (lb.sync_MBps.length > 0 && lb.raw_libp2p_MBps.length > 0) rows.push(['sync / raw libp2p', lb.ratio_sync_to_raw_libp2p, `≥ ${lb.target} ${lb.pass ? 'PASS' : 'MISS'}`])
   }
   const nn = result.netns

@@ -38,7 +38,7 @@ import { fileURLToPath } from 'node:url'
 import type { ParseArgsOptionsConfig } from 'node:util'
 import { DEFAULTS } from '../lib/index.ts'
 import { IpcChild } from './ipc.ts'
-import { AGENT_NODE_FLAGS, agentEnv, agentEnvRecord, environment, loopbackIp, mb, ms, packageRoot, parseBenchArgs, percentile, procMemory, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
+import { AGENT_NODE_FLAGS, agentEnv, agentEnvRecord, environment, loopbackIp, machineBusyMs, mb, ms, packageRoot, parseBenchArgs, percentile, procMemory, sleep, summarize, table, TempDirs, writeResult } from './lib.ts'
 
 /** The targets. */
 export const TARGETS = { propagation_p50_ms: 30, propagation_max_ms: 100, failure_all_ms: 2000, rss_per_host_mb: 80 }
@@ -239,13 +239,6 @@ async function until (fn: () => boolean | Promise<boolean>, msec: number, every 
 }
 
 // ---------------------------------------------------------------- /proc readings
-
-/** CPU time the whole machine spent busy (all cores, all processes), in ms, from /proc/stat. */
-function machineBusyMs (): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
-  // user nice system idle iowait irq softirq steal: busy = all but idle and iowait
-  return (f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0)) * 10
-}
 
 /** utime + stime of a process, in ms. */
 function cpuMs (pid: number): number {

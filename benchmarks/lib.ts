@@ -135,6 +135,13 @@ export function agentEnvRecord (): Record<string, string | null> {
 }
 
 /** Bytes (or MiB figures computed from bytes) as MB with one decimal. */
+/** CPU time the whole machine spent busy (all cores, all processes), in ms, from /proc/stat. */
+export function machineBusyMs (): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+  // user nice system idle iowait irq softirq steal: busy = all but idle and iowait
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0)) * 10
+}
+
 export const mb = (bytes: number): number => Math.round(bytes / (1024 * 1024) * 10) / 10
 
 /** RSS of a process split as the kernel sees it, in bytes: anon (its own), file (binary + libraries, shared between processes), and PSS (shared pages divided among their users). */

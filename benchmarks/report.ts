@@ -74,6 +74,10 @@ export interface ReportLoopback {
   /** The sync with the receiver storing no chunk file (results before it was measured lack it). */
   sync_nostore_p50_MBps?: number | null
   raw_tcp_p50_MBps: number | null
+  /** CPU the whole machine spent per GiB moved, by kind (results before it was measured lack it). */
+  machine_cpu_s_per_GiB?: Record<string, number>
+  /** The sync / raw ratio the machine allows at the raw stream's load (see benchmarks/content.ts). */
+  ratio_ceiling_at_raw_load?: number
 }
 
 export interface ReportSwarm {
@@ -252,6 +256,11 @@ export function buildRows (r: ReportInput): Row[] {
       rows.push(row({ part: 'loopback', metric, value: l.sync_p50_MBps, unit: 'MB/s', baseline: { label: 'the same sync, receiver storing no chunk file (verification kept)', value: l.sync_nostore_p50_MBps } }))
     }
     rows.push(row({ part: 'loopback', metric, value: l.sync_p50_MBps, unit: 'MB/s', baseline: { label: 'raw TCP, same processes', value: l.raw_tcp_p50_MBps } }))
+    const cpu = l.machine_cpu_s_per_GiB
+    if (finite(cpu?.sync) && finite(cpu?.raw)) {
+      const note = finite(l.ratio_ceiling_at_raw_load) ? `at the raw stream's load, this machine allows the sync ${l.ratio_ceiling_at_raw_load}× the raw stream's throughput` : undefined
+      rows.push(row({ part: 'loopback', metric: 'CPU per GiB the loopback sync moved, whole machine (every process and the kernel)', value: cpu.sync, unit: 's', baseline: { label: 'the raw libp2p stream', value: cpu.raw }, note }))
+    }
   }
   problem('loopback')
 

@@ -61,7 +61,7 @@ function fixture (): ReportInput {
       serf: { runs: [{ size: 10, failed_all_ms: 6400 }, { size: 20, error: 'did not converge' }] }
     },
     exchange: { params: { mib: 128, chunkKiB: 1024 }, exchange_p50_MBps: 150, raw_p50_MBps: 300 },
-    loopback: { mib: 256, raw_write_kib: 1024, sync_p50_MBps: 288, raw_libp2p_p50_MBps: 320, raw_libp2p_hashed_p50_MBps: 360, sync_nostore_p50_MBps: 320, raw_tcp_p50_MBps: 1280 },
+    loopback: { mib: 256, raw_write_kib: 1024, sync_p50_MBps: 288, raw_libp2p_p50_MBps: 320, raw_libp2p_hashed_p50_MBps: 360, sync_nostore_p50_MBps: 320, raw_tcp_p50_MBps: 1280, machine_cpu_s_per_GiB: { sync: 6, raw: 4 }, ratio_ceiling_at_raw_load: 0.6 },
     swarm: {
       hosts: 5,
       rate_mbit: 100,
@@ -176,6 +176,10 @@ describe('benchmark report', function () {
     expect(find(rows, 'content sync on loopback, host pair, 256 MiB, median', 'raw libp2p stream, receiver hashing')).to.include({ ratio: 0.8, met: null })
     // Against itself without storage: what writing the chunk files costs, a reference too.
     expect(find(rows, 'content sync on loopback, host pair, 256 MiB, median', 'the same sync, receiver storing no chunk file')).to.include({ ratio: 0.9, value: 288, met: null })
+    // The whole machine's CPU per GiB, sync against raw stream, with the ratio the machine allows.
+    const cpu = find(rows, 'CPU per GiB the loopback sync moved, whole machine (every process and the kernel)', 'the raw libp2p stream')
+    expect(cpu).to.include({ value: 6, unit: 's', ratio: 1.5, met: null })
+    expect(cpu.note).to.include('0.6×')
     const tcp = find(rows, 'content sync on loopback, host pair, 256 MiB, median', 'raw TCP')
     expect(tcp.ratio).to.equal(0.225)
     expect(tcp.met).to.equal(null)
