@@ -77,6 +77,11 @@ export interface ContentOptions {
   singleTcp: boolean
   /** The swarm's traffic over plain TCP in the namespace part: every follower downloading a share from every other host at once. */
   meshTcp: boolean
+  /**
+   * Kernel settings (`net.…=value`) applied inside every host's namespace of the netns part before
+   * its process starts, e.g. `net.ipv4.tcp_notsent_lowat=131072`; none by default (the machine's).
+   */
+  hostSysctl?: string[]
 }
 /** The loopback part's measurements, in the order a round starts from. */
 const LOOPBACK_KINDS = ['sync', 'nostore', 'raw', 'verify', 'tcp'] as const
@@ -93,7 +98,18 @@ export const CONTENT_DEFAULTS: ContentOptions = {
   profile: '',
   oneSource: ['http', 'tcp'],
   singleTcp: true,
-  meshTcp: true
+  meshTcp: true,
+  hostSysctl: []
+}
+
+/** What `--host-sysctl` accepts: a network setting and a numeric value (several numbers separated by spaces). */
+const HOST_SYSCTL = /^net\.[a-z0-9_.]+=\d+( \d+)*$/
+
+/** Parses `--host-sysctl`: comma-separated `net.…=N`; throws on anything else. */
+export function parseHostSysctl (list: string): string[] {
+  const items = list.split(',').map(s => s.trim()).filter(s => s !== '')
+  for (const kv of items) if (!HOST_SYSCTL.test(kv)) throw new Error(`--host-sysctl: ${JSON.stringify(kv)} is not a net.…=number setting`)
+  return items
 }
 
 // Set by run() from its options; read by the functions below (one run at a time per process).
@@ -455,6 +471,12 @@ async function netns (): Promise<NetnsResult | NetnsSkipped> {
   const children: Child[] = []
   try {
     bed = await createTestbed({ hosts: HOSTS, rateMbit: RATE })
+    for (const h of bed.hosts) {
+      for (const kv of OPTS.hostSysctl ?? []) {
+        const r = await h.exec(['sysctl', '-w', kv])
+        if (r.code !== 0) throw new Error(`sysctl -w ${kv} in ${h.name}: ${r.stderr.trim()}`)
+      }
+    }
     log(`test bed ${bed.prefix}: ${HOSTS} hosts in ${bed.subnet}, ${RATE} Mbit/s per cable`)
     const spawned = await Promise.all(bed.hosts.map(async (h, i) => {
       const label = i === 0 ? 'leader' : `follower${i}`
@@ -637,7 +659,7 @@ export async function run (options: Partial<ContentOptions> = {}): Promise<Conte
   const result: ContentResult = {
     benchmark: 'content',
     environment: { ...environment(), loadavg_start: loadavg().map(r2) },
-    params: { mib: MIB, swarm_mib: SWARM_MIB, rounds: ROUNDS, hosts: HOSTS, rate_mbit: RATE, raw_write_kib: RAW_WRITE / 1024, one_source: OPTS.oneSource, host_options: 'defaults (lan) but dataDir, listen, name', host_node_flags: EXEC_ARGV.join(' '), host_malloc_env: agentEnvRecord() },
+    params: { mib: MIB, swarm_mib: SWARM_MIB, rounds: ROUNDS, hosts: HOSTS, rate_mbit: RATE, raw_write_kib: RAW_WRITE / 1024, one_source: OPTS.oneSource, host_options: 'defaults (lan) but dataDir, listen, name', host_node_flags: EXEC_ARGV.join(' '), host_malloc_env: agentEnvRecord(), host_sysctl: OPTS.hostSysctl ?? [] },
     targets: TARGETS
   }
   process.on('exit', killAll)
@@ -687,6 +709,7 @@ function printTable (result: ContentResult): void {
     rows.push([`netns: ${nn.hosts} hosts, ${nn.mib} MiB at ${nn.rate_mbit} Mbit/s: all complete, s`, nn.swarm_s, `limit ${nn.limit_s} s`])
     rows.push(['swarm / limit', nn.ratio_to_limit, `≤ ${nn.target} ${nn.pass ? 'PASS' : 'MISS'}`])
     rows.push(['TCP congestion control of the hosts', nn.tcp_congestion_control, 'the machine\'s default'])
+    if ((OPTS.hostSysctl ?? []).length > 0) rows.push(['kernel settings in the hosts\' namespaces', (OPTS.hostSysctl ?? []).join(', '), '--host-sysctl'])
     if (nn.single_tcp_s != null) rows.push(['one TCP download, idle cable, s', nn.single_tcp_s, `${nn.ratio_single_tcp_to_limit ?? ''} × limit`])
     if (nn.mesh_tcp_s != null) rows.push(['the swarm\'s traffic over plain TCP, s', nn.mesh_tcp_s, `${nn.ratio_mesh_tcp_to_limit ?? ''} × limit; swarm ${nn.ratio_to_mesh_tcp ?? ''} × this`])
     if (nn.one_source_http_s != null) rows.push([`one source (${nn.hosts - 1} HTTP downloads from the leader), s`, nn.one_source_http_s, `${nn.ratio_one_source_http_to_limit ?? ''} × limit`])
@@ -714,7 +737,9 @@ export const CLI_OPTIONS = {
   /** Which one-source baselines part 2 runs (comma-separated): http, tcp; '' for none. */
   'one-source': { type: 'string', default: CONTENT_DEFAULTS.oneSource.join(',') },
   /** Skip the one-source baselines of part 2 (each takes about hosts − 1 times the limit). */
-  'no-baseline': { type: 'boolean', default: false }
+  'no-baseline': { type: 'boolean', default: false },
+  /** Kernel settings applied in every host's namespace of part 2 (comma-separated net.…=N). */
+  'host-sysctl': { type: 'string', default: '' }
 } satisfies ParseArgsOptionsConfig
 
 export const USAGE = `usage: npm run bench:content -- [options]
@@ -754,6 +779,9 @@ options:
                      none; each takes about hosts − 1 times the limit (default ${CONTENT_DEFAULTS.oneSource.join(',')})
   --no-baseline      skip the one-source baselines of the netns part, whatever --one-source says
                      (default off)
+  --host-sysctl LIST kernel settings applied inside every host's namespace of the netns part
+                     before it starts, comma-separated net.…=N, e.g.
+                     net.ipv4.tcp_notsent_lowat=131072 (default: none, the machine's own)
   -h, --help         print this help and exit
 
 Environment: CONTENT_HOST_NODE_FLAGS, Node flags for the host processes instead of the agent's own
@@ -776,6 +804,13 @@ if (import.meta.main) {
     process.once(sig, () => { void abort().finally(() => process.exit(130)) })
   }
   const parts = args.only === '' ? CONTENT_DEFAULTS.parts : [args.only as 'loopback' | 'netns']
+  let hostSysctl: string[]
+  try {
+    hostSysctl = parseHostSysctl(args['host-sysctl'])
+  } catch (err) {
+    process.stderr.write(`error: ${(err as Error).message} (see --help)\n`)
+    process.exit(2)
+  }
   const result = await run({
     mib: Number(args.mib),
     swarmMib: args['swarm-mib'] !== '' ? Number(args['swarm-mib']) : undefined,
@@ -786,7 +821,8 @@ if (import.meta.main) {
     parts,
     kinds: args.kinds.split(',').filter(k => k !== '') as ContentOptions['kinds'],
     profile: args.profile,
-    oneSource: args['no-baseline'] ? [] : args['one-source'].split(',').filter(k => k !== '') as ContentOptions['oneSource']
+    oneSource: args['no-baseline'] ? [] : args['one-source'].split(',').filter(k => k !== '') as ContentOptions['oneSource'],
+    hostSysctl
   })
   await writeResult('content', result)
   process.stdout.write(JSON.stringify(result, null, 2) + '\n')

@@ -112,6 +112,24 @@ describe('benchmark scripts: command line', function () {
   })
 })
 
+describe('content benchmark: --host-sysctl', () => {
+  it('takes comma-separated net.…=number settings and refuses anything else', () => {
+    expect(content.parseHostSysctl('')).to.deep.equal([])
+    expect(content.parseHostSysctl('net.ipv4.tcp_notsent_lowat=131072, net.ipv4.tcp_wmem=4096 16384 262144')).to.deep.equal(['net.ipv4.tcp_notsent_lowat=131072', 'net.ipv4.tcp_wmem=4096 16384 262144'])
+    for (const bad of ['kernel.panic=1', 'net.ipv4.tcp_notsent_lowat=lots', 'net.ipv4.x=1;reboot', 'net.ipv4.x']) {
+      expect(() => content.parseHostSysctl(bad), bad).to.throw(/--host-sysctl/)
+    }
+  })
+
+  it('a bad setting on the command line exits 2 before anything runs', function () {
+    this.timeout(60_000)
+    const r = bench('content', '--only', 'netns', '--host-sysctl', 'kernel.panic=1')
+    expect(r.code, r.stderr).to.equal(2)
+    expect(r.stdout).to.equal('')
+    expect(r.stderr).to.match(/^error: --host-sysctl: "kernel\.panic=1" is not a net\.…=number setting \(see --help\)/)
+  })
+})
+
 describe('group benchmark: flags of a process of several hosts', () => {
   it('gives each host the agent\'s young generation: --max-semi-space-size times the hosts, other flags as they are', () => {
     expect(group.flagsForHosts(['--max-semi-space-size=1', '--no-opt'], 7)).to.deep.equal(['--max-semi-space-size=7', '--no-opt'])

@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process'
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { VERSION } from '../lib/index.ts'
 
@@ -15,6 +16,26 @@ describe('examples and package metadata', function () {
     const { stdout } = await run(process.execPath, ['dist/examples/link-two-hosts.js'])
     expect(stdout).to.match(/link status: Completed/)
     expect(stdout).to.match(/follower sees leader \(leader\)/)
+  })
+
+  it('examples/99-edgelink.conf is a sysctl.d file the kernel accepts: applied in a network namespace, it sets what it says', async function () {
+    const { createTestbed, requireNetns } = await import('./testbed/netns.ts')
+    await requireNetns(this)
+    const file = new URL('../../examples/99-edgelink.conf', import.meta.url)
+    const settings = (await readFile(file, 'utf8')).split('\n').filter(l => l.trim() !== '' && !l.startsWith('#')).map(l => l.split('=').map(s => s.trim()))
+    expect(settings).to.deep.equal([['net.ipv4.tcp_notsent_lowat', '131072']])
+    const bed = await createTestbed({ hosts: 1 })
+    try {
+      const [host] = bed.hosts
+      const before = await host.exec(['sysctl', '-n', 'net.ipv4.tcp_notsent_lowat'])
+      expect(before.stdout.trim()).to.not.equal('131072')
+      const applied = await host.exec(['sysctl', '-p', fileURLToPath(file)])
+      expect(applied.code, applied.stderr).to.equal(0)
+      const after = await host.exec(['sysctl', '-n', 'net.ipv4.tcp_notsent_lowat'])
+      expect(after.stdout.trim()).to.equal('131072')
+    } finally {
+      await bed.destroy()
+    }
   })
 
   it('the library reports the package version', async () => {
