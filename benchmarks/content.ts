@@ -81,7 +81,7 @@ export interface ContentOptions {
    * Kernel settings (`net.…=value`) applied inside every host's namespace of the netns part before
    * its process starts, e.g. `net.ipv4.tcp_notsent_lowat=131072`; none by default (the machine's).
    */
-  hostSysctl?: string[]
+  hostSysctl: string[]
 }
 /** The loopback part's measurements, in the order a round starts from. */
 const LOOPBACK_KINDS = ['sync', 'nostore', 'raw', 'verify', 'tcp'] as const
@@ -472,7 +472,7 @@ async function netns (): Promise<NetnsResult | NetnsSkipped> {
   try {
     bed = await createTestbed({ hosts: HOSTS, rateMbit: RATE })
     for (const h of bed.hosts) {
-      for (const kv of OPTS.hostSysctl ?? []) {
+      for (const kv of OPTS.hostSysctl) {
         const r = await h.exec(['sysctl', '-w', kv])
         if (r.code !== 0) throw new Error(`sysctl -w ${kv} in ${h.name}: ${r.stderr.trim()}`)
       }
@@ -659,7 +659,7 @@ export async function run (options: Partial<ContentOptions> = {}): Promise<Conte
   const result: ContentResult = {
     benchmark: 'content',
     environment: { ...environment(), loadavg_start: loadavg().map(r2) },
-    params: { mib: MIB, swarm_mib: SWARM_MIB, rounds: ROUNDS, hosts: HOSTS, rate_mbit: RATE, raw_write_kib: RAW_WRITE / 1024, one_source: OPTS.oneSource, host_options: 'defaults (lan) but dataDir, listen, name', host_node_flags: EXEC_ARGV.join(' '), host_malloc_env: agentEnvRecord(), host_sysctl: OPTS.hostSysctl ?? [] },
+    params: { mib: MIB, swarm_mib: SWARM_MIB, rounds: ROUNDS, hosts: HOSTS, rate_mbit: RATE, raw_write_kib: RAW_WRITE / 1024, one_source: OPTS.oneSource, host_options: 'defaults (lan) but dataDir, listen, name', host_node_flags: EXEC_ARGV.join(' '), host_malloc_env: agentEnvRecord(), host_sysctl: OPTS.hostSysctl },
     targets: TARGETS
   }
   process.on('exit', killAll)
@@ -709,7 +709,7 @@ function printTable (result: ContentResult): void {
     rows.push([`netns: ${nn.hosts} hosts, ${nn.mib} MiB at ${nn.rate_mbit} Mbit/s: all complete, s`, nn.swarm_s, `limit ${nn.limit_s} s`])
     rows.push(['swarm / limit', nn.ratio_to_limit, `≤ ${nn.target} ${nn.pass ? 'PASS' : 'MISS'}`])
     rows.push(['TCP congestion control of the hosts', nn.tcp_congestion_control, 'the machine\'s default'])
-    if ((OPTS.hostSysctl ?? []).length > 0) rows.push(['kernel settings in the hosts\' namespaces', (OPTS.hostSysctl ?? []).join(', '), '--host-sysctl'])
+    if (OPTS.hostSysctl.length > 0) rows.push(['kernel settings in the hosts\' namespaces', OPTS.hostSysctl.join(', '), '--host-sysctl'])
     if (nn.single_tcp_s != null) rows.push(['one TCP download, idle cable, s', nn.single_tcp_s, `${nn.ratio_single_tcp_to_limit ?? ''} × limit`])
     if (nn.mesh_tcp_s != null) rows.push(['the swarm\'s traffic over plain TCP, s', nn.mesh_tcp_s, `${nn.ratio_mesh_tcp_to_limit ?? ''} × limit; swarm ${nn.ratio_to_mesh_tcp ?? ''} × this`])
     if (nn.one_source_http_s != null) rows.push([`one source (${nn.hosts - 1} HTTP downloads from the leader), s`, nn.one_source_http_s, `${nn.ratio_one_source_http_to_limit ?? ''} × limit`])

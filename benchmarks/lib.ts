@@ -134,7 +134,6 @@ export function agentEnvRecord (): Record<string, string | null> {
   return Object.fromEntries(Object.keys(AGENT_ENV).map(k => [k, env[k] ?? null]))
 }
 
-/** Bytes (or MiB figures computed from bytes) as MB with one decimal. */
 /** CPU time the whole machine spent busy (all cores, all processes), in ms, from /proc/stat. */
 export function machineBusyMs (): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
@@ -142,6 +141,7 @@ export function machineBusyMs (): number {
   return (f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0)) * 10
 }
 
+/** Bytes (or MiB figures computed from bytes) as MB with one decimal. */
 export const mb = (bytes: number): number => Math.round(bytes / (1024 * 1024) * 10) / 10
 
 /** RSS of a process split as the kernel sees it, in bytes: anon (its own), file (binary + libraries, shared between processes), and PSS (shared pages divided among their users). */
